@@ -1,0 +1,121 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "config.example.yaml"), nil)
+	if err != nil {
+		t.Fatalf("config.example.yaml: %v", err)
+	}
+	if cfg.Issuer != "http://127.0.0.1:8080" || cfg.Database.Driver != "sqlite" || cfg.Attestation.PoPMaxAge != 60*time.Second {
+		t.Fatalf("unexpected values: %+v", cfg)
+	}
+	// Every default of Default() is what the example file says.
+	def := Default()
+	if cfg.Attestation != def.Attestation || cfg.Audit != def.Audit || cfg.Tokens != def.Tokens || cfg.Log != def.Log || cfg.Database != def.Database {
+		t.Fatalf("example file and Default() disagree:\nfile    %+v\ndefault %+v", cfg, def)
+	}
+}
+
+func TestUnknownKeyNamesKeyAndLine(t *testing.T) {
+	_, err := Parse([]byte("issuer: http://127.0.0.1:8080\nlisten: 127.0.0.1:8080\nattestation:\n  challenge_requird: true\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "challenge_requird") || !strings.Contains(err.Error(), "line 4") {
+		t.Fatalf("err = %v, want the unknown key and its line", err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	yaml := `
+issuer: http://example.com
+database: {driver: mysql, dsn: x}
+attestation: {pop_max_age: 0s, clock_skew: 10m}
+attesters:
+  - id: a
+  - id: a
+    hmac_secret: short
+clients:
+  - client_id: c
+    token_endpoint_auth_method: magic
+    grant_types: [implicit]
+  - client_id: p
+    token_endpoint_auth_method: none
+    grant_types: [client_credentials]
+  - client_id: s
+    token_endpoint_auth_method: client_secret_basic
+    grant_types: [client_credentials]
+users:
+  - username: bob
+    password_hash: plain
+`
+	_, err := Parse([]byte(yaml), nil)
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{
+		"issuer", "database.driver", "attestation.pop_max_age", "attestation.clock_skew",
+		"attesters[0] (a): needs at least one", "attesters[1] (a): duplicate id", "hmac_secret must be at least 32",
+		"token_endpoint_auth_method \"magic\"", "grant type \"implicit\"", "public client (none) cannot use client_credentials",
+		"client_secret of at least 16", "password_hash must be a bcrypt hash",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	env := []string{"AUTHZ_DATABASE_DSN=/tmp/x.db", "AUTHZ_ATTESTATION_CHALLENGE_REQUIRED=true", "AUTHZ_ATTESTATION_POP_MAX_AGE=2m", "AUTHZ_ADMIN_TOKEN=0123456789abcdef0123", "OTHER=1"}
+	cfg, err := Parse([]byte("issuer: http://127.0.0.1:9000\n"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.DSN != "/tmp/x.db" || !cfg.Attestation.ChallengeRequired || cfg.Attestation.PoPMaxAge != 2*time.Minute || cfg.Admin.Token != "0123456789abcdef0123" {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+	if _, err := Parse(nil, []string{"AUTHZ_ATTESTATION_POP_MAX_AGE=soon"}); err == nil || !strings.Contains(err.Error(), "AUTHZ_ATTESTATION_POP_MAX_AGE") {
+		t.Fatalf("bad override: %v", err)
+	}
+}
+
+func TestValidateIssuer(t *testing.T) {
+	for _, tc := range []struct {
+		issuer string
+		ok     bool
+	}{
+		{"https://as.example.com", true},
+		{"https://as.example.com/tenant", true},
+		{"http://127.0.0.1:8080", true},
+		{"http://localhost:8080", true},
+		{"http://as.example.com", false},
+		{"https://as.example.com?x=1", false},
+		{"https://as.example.com#f", false},
+		{"as.example.com", false},
+		{"ftp://as.example.com", false},
+	} {
+		if err := ValidateIssuer(tc.issuer); (err == nil) != tc.ok {
+			t.Errorf("ValidateIssuer(%q) = %v, want ok=%v", tc.issuer, err, tc.ok)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil); err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
