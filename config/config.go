@@ -49,6 +49,25 @@ type Config struct {
 	Audit       Audit       `yaml:"audit"`
 	Tokens      Tokens      `yaml:"tokens"`
 	Log         Log         `yaml:"log"`
+	HTTP        HTTP        `yaml:"http"`
+	RateLimit   RateLimit   `yaml:"rate_limit"`
+}
+
+// HTTP configures browser access.
+type HTTP struct {
+	// CORSAllowedOrigins may call the token, PAR, challenge, introspection and revocation
+	// endpoints from a browser (exact origins such as https://app.example.com; empty = none).
+	CORSAllowedOrigins []string `yaml:"cors_allowed_origins"`
+}
+
+// RateLimit bounds request rates on the token, PAR and challenge endpoints, per remote address
+// and per claimed client, so a flood of bad attestations cannot starve good clients.
+// A rate of 0 disables that limit.
+type RateLimit struct {
+	PerAddress      float64 `yaml:"per_address"`       // sustained requests/second per remote address
+	PerAddressBurst int     `yaml:"per_address_burst"` // burst per remote address
+	PerClient       float64 `yaml:"per_client"`        // sustained requests/second per client_id
+	PerClientBurst  int     `yaml:"per_client_burst"`  // burst per client_id
 }
 
 // Database selects the storage backend.
@@ -141,6 +160,10 @@ func Default() Config {
 		Audit:  Audit{Retention: 720 * time.Hour},
 		Tokens: Tokens{AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 720 * time.Hour, CodeTTL: time.Minute},
 		Log:    Log{Level: "info", Format: "text"},
+		RateLimit: RateLimit{
+			PerAddress: 2000, PerAddressBurst: 4000,
+			PerClient: 1000, PerClientBurst: 2000,
+		},
 	}
 }
 
@@ -302,6 +325,14 @@ func (c *Config) validateServer(p *problems) {
 	}
 	if a.MaxAttestationAge < 0 {
 		p.addf("attestation.max_attestation_age: must not be negative")
+	}
+	if c.RateLimit.PerAddress < 0 || c.RateLimit.PerClient < 0 || c.RateLimit.PerAddressBurst < 0 || c.RateLimit.PerClientBurst < 0 {
+		p.addf("rate_limit: rates and bursts must not be negative")
+	}
+	for _, o := range c.HTTP.CORSAllowedOrigins {
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || o == "*" {
+			p.addf("http.cors_allowed_origins: %q is not an origin (scheme://host[:port])", o)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -18,7 +18,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	// Every default of Default() is what the example file says.
 	def := Default()
-	if cfg.Attestation != def.Attestation || cfg.Audit != def.Audit || cfg.Tokens != def.Tokens || cfg.Log != def.Log || cfg.Database != def.Database {
+	if cfg.Attestation != def.Attestation || cfg.Audit != def.Audit || cfg.Tokens != def.Tokens || cfg.Log != def.Log || cfg.Database != def.Database || cfg.RateLimit != def.RateLimit || len(cfg.HTTP.CORSAllowedOrigins) != 0 {
 		t.Fatalf("example file and Default() disagree:\nfile    %+v\ndefault %+v", cfg, def)
 	}
 }
