@@ -1,0 +1,126 @@
+package clientauth
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestParseHeaders(t *testing.T) {
+	const att = "aaa.bbb.ccc"
+	const pop = "ddd.eee.fff"
+	tests := []struct {
+		name     string
+		header   http.Header
+		wantErr  error
+		wantMode string
+	}{
+		{"normal_mode", headerWith(HeaderClientAttestation, att, HeaderClientAttestationPoP, pop), nil, PoPMethodJWT},
+		{"normal_mode_with_plain_dpop", headerWith(HeaderClientAttestation, att, HeaderClientAttestationPoP, pop, "DPoP", "x.y.z"), nil, PoPMethodJWT},
+		{"combined_mode", headerWith(HeaderClientAttestation, att, "DPoP", "x.y.z"), nil, PoPMethodDPoP},
+		{"non_canonical_names", http.Header{"oauth-client-attestation": {att}, "OAUTH-CLIENT-ATTESTATION-POP": {pop}}, nil, PoPMethodJWT},
+		{"attestation_missing", headerWith(HeaderClientAttestationPoP, pop), ErrHeaderMissing, ""},
+		{"neither_pop_nor_dpop", headerWith(HeaderClientAttestation, att), ErrHeaderMissing, ""},
+		{"attestation_twice", headerWith(HeaderClientAttestation, att, HeaderClientAttestation, att, HeaderClientAttestationPoP, pop), ErrHeaderDuplicate, ""},
+		{"attestation_twice_under_two_spellings", http.Header{"Oauth-Client-Attestation": {att}, "OAuth-Client-Attestation": {att}, "Oauth-Client-Attestation-Pop": {pop}}, ErrHeaderDuplicate, ""},
+		{"pop_twice", headerWith(HeaderClientAttestation, att, HeaderClientAttestationPoP, pop, HeaderClientAttestationPoP, pop), ErrHeaderDuplicate, PoPMethodJWT},
+		{"attestation_comma_joined", headerWith(HeaderClientAttestation, att+","+att, HeaderClientAttestationPoP, pop), ErrHeaderDuplicate, ""},
+		{"attestation_comma_space_joined", headerWith(HeaderClientAttestation, att+", "+att, HeaderClientAttestationPoP, pop), ErrHeaderDuplicate, ""},
+		{"pop_comma_joined", headerWith(HeaderClientAttestation, att, HeaderClientAttestationPoP, pop+","+pop), ErrHeaderDuplicate, PoPMethodJWT},
+		{"legacy_tilde_concatenation", headerWith(HeaderClientAttestation, att+"~"+pop, HeaderClientAttestationPoP, pop), ErrHeaderMalformed, ""},
+		{"inner_whitespace", headerWith(HeaderClientAttestation, "aaa.bbb .ccc", HeaderClientAttestationPoP, pop), ErrHeaderMalformed, ""},
+		{"bearer_prefix", headerWith(HeaderClientAttestation, "Bearer "+att, HeaderClientAttestationPoP, pop), ErrHeaderMalformed, ""},
+		{"quoted", headerWith(HeaderClientAttestation, `"`+att+`"`, HeaderClientAttestationPoP, pop), ErrHeaderMalformed, ""},
+		{"empty_value", headerWith(HeaderClientAttestation, "", HeaderClientAttestationPoP, pop), ErrHeaderMalformed, ""},
+		{"padding_in_the_middle", headerWith(HeaderClientAttestation, "aa=a.bbb.ccc", HeaderClientAttestationPoP, pop), ErrHeaderMalformed, ""},
+		{"non_ascii", headerWith(HeaderClientAttestation, "aaa.bbb.cc\u00e9", HeaderClientAttestationPoP, pop), ErrHeaderMalformed, ""},
+		{"attestation_too_large", headerWith(HeaderClientAttestation, strings.Repeat("a", DefaultMaxTokenBytes+1), HeaderClientAttestationPoP, pop), ErrHeaderTooLarge, ""},
+		{"attestation_at_the_limit", headerWith(HeaderClientAttestation, strings.Repeat("a", DefaultMaxTokenBytes), HeaderClientAttestationPoP, pop), nil, PoPMethodJWT},
+		{"pop_too_large", headerWith(HeaderClientAttestation, att, HeaderClientAttestationPoP, strings.Repeat("a", DefaultMaxTokenBytes+1)), ErrHeaderTooLarge, PoPMethodJWT},
+		{"too_large_and_comma_joined", headerWith(HeaderClientAttestation, strings.Repeat("a,", DefaultMaxTokenBytes), HeaderClientAttestationPoP, pop), ErrHeaderTooLarge, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rh, err := parseHeaders(tt.header, DefaultMaxTokenBytes)
+			checkErr(t, err, tt.wantErr)
+			if rh.mode != tt.wantMode {
+				t.Errorf("mode = %q, want %q", rh.mode, tt.wantMode)
+			}
+		})
+	}
+}
+
+func TestHasAttestation(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+		want   bool
+	}{
+		{"none", http.Header{}, false},
+		{"dpop_only", headerWith("DPoP", "x.y.z"), false},
+		{"attestation", headerWith(HeaderClientAttestation, "a.b.c"), true},
+		{"pop_only", headerWith(HeaderClientAttestationPoP, "a.b.c"), true},
+		{"lower_case_name", http.Header{"oauth-client-attestation": {"a.b.c"}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := HasAttestation(tt.header); got != tt.want {
+				t.Errorf("HasAttestation = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestClaimedClientID(t *testing.T) {
+	e := newEnv(t, nil)
+	tests := []struct {
+		name   string
+		header http.Header
+		want   string
+	}{
+		{"valid_attestation", headerWith(HeaderClientAttestation, e.attestation(nil)), testClientID},
+		{"unverified_sub_is_returned", headerWith(HeaderClientAttestation, signJWT(t, e.instKey, e.attHeader(), map[string]any{"sub": "someone"})), "someone"},
+		{"sub_not_a_string", headerWith(HeaderClientAttestation, e.attestation(func(h, c map[string]any) { c["sub"] = 7 })), ""},
+		{"no_header", http.Header{}, ""},
+		{"two_headers", headerWith(HeaderClientAttestation, e.attestation(nil), HeaderClientAttestation, e.attestation(nil)), ""},
+		{"garbage", headerWith(HeaderClientAttestation, "a.b.c"), ""},
+		{"duplicate_sub", headerWith(HeaderClientAttestation, signRaw(t, "ES256", e.attKey, []byte(`{"alg":"ES256"}`), []byte(`{"sub":"a","sub":"b"}`))), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ClaimedClientID(tt.header); got != tt.want {
+				t.Errorf("ClaimedClientID = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseHeaders(f *testing.F) {
+	f.Add("aaa.bbb.ccc", "ddd.eee.fff", "")
+	f.Add("aaa.bbb.ccc,aaa.bbb.ccc", "", "x.y.z")
+	f.Add("aaa.bbb.ccc~ddd.eee.fff", "ddd.eee.fff", "")
+	f.Add(strings.Repeat("A", DefaultMaxTokenBytes+10), "p", "")
+	f.Add("Bearer x", "\x00\xff", "a,b")
+	f.Add("", "", "")
+	f.Fuzz(func(t *testing.T, att, pop, dp string) {
+		h := http.Header{}
+		for _, kv := range [][2]string{{HeaderClientAttestation, att}, {HeaderClientAttestationPoP, pop}, {"DPoP", dp}} {
+			if kv[1] != "" {
+				for _, v := range strings.Split(kv[1], "\n") {
+					h.Add(kv[0], v)
+				}
+			}
+		}
+		rh, err := parseHeaders(h, DefaultMaxTokenBytes)
+		if err == nil {
+			if rh.attestation == "" || len(rh.attestation) > DefaultMaxTokenBytes || strings.ContainsAny(rh.attestation, ", ~\t") {
+				t.Fatalf("accepted attestation header %q", rh.attestation)
+			}
+			if rh.mode == PoPMethodJWT && (rh.pop == "" || strings.ContainsAny(rh.pop, ", ~\t")) {
+				t.Fatalf("accepted PoP header %q", rh.pop)
+			}
+		}
+		_ = HasAttestation(h)
+		_ = ClaimedClientID(h)
+	})
+}
