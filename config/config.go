@@ -138,6 +138,9 @@ type Tokens struct {
 	AccessTokenTTL  time.Duration `yaml:"access_token_ttl"`
 	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
 	CodeTTL         time.Duration `yaml:"authorization_code_ttl"`
+	// DefaultAudience is the aud of access tokens requested without a resource or audience
+	// (RFC 9068 §3); empty means the issuer.
+	DefaultAudience string `yaml:"default_audience"`
 }
 
 // Log configures logging.

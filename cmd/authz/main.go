@@ -1,0 +1,175 @@
+// Command authz is the attestation-aware OAuth 2.0 authorization server (interface.md
+// "Command line"): serve, migrate, manage attesters and clients, read audit decisions, run a
+// development attester.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/authz/authz/config"
+	"github.com/authz/authz/server"
+	"github.com/authz/authz/storage"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// errUsage marks a bad command line or configuration: one line on stderr, exit 2.
+var errUsage = errors.New("usage")
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string   { return e.msg }
+func (e *usageError) Is(t error) bool { return t == errUsage }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+const topUsage = `authz: an OAuth 2.0 authorization server with attestation-based client authentication
+(draft-ietf-oauth-attestation-based-client-auth-09).
+
+Usage:
+  authz serve --config FILE            run the server (migrates the schema first)
+  authz migrate --config FILE          create or upgrade the database schema
+  authz attesters list|add|remove ...  manage trusted client attesters
+  authz clients list|add|remove ...    manage OAuth clients
+  authz decisions list ...             print attestation audit decisions
+  authz dev-attester --key FILE --listen ADDR
+                                       run a development client attester (never in production)
+  authz token --issuer URL --client-id ID (--attester URL | --attestation-file F --key K) [--dpop]
+                                       get a token with attestation (an agent-side client)
+  authz keys list|rotate --config FILE list or rotate the access-token signing keys
+  authz version                        print the version
+
+Every command answers --help. The config file can be overridden by AUTHZ_<KEY> environment
+variables, e.g. AUTHZ_DATABASE_DSN.
+`
+
+func main() {
+	ctx, stop := signalContext()
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "authz: "+oneLine(err.Error()))
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "authz: "+oneLine(err.Error()))
+		os.Exit(1)
+	}
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, topUsage)
+		return usagef("a command is required (serve, migrate, attesters, clients, decisions, dev-attester, token, keys, version)")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, topUsage)
+		return nil
+	case "serve":
+		return cmdServe(ctx, rest, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, stdout, stderr)
+	case "attesters":
+		return cmdAttesters(ctx, rest, stdout, stderr)
+	case "clients":
+		return cmdClients(ctx, rest, stdout, stderr)
+	case "decisions":
+		return cmdDecisions(ctx, rest, stdout, stderr)
+	case "dev-attester":
+		return cmdDevAttester(ctx, rest, stderr)
+	case "token":
+		return cmdToken(ctx, rest, stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "authz", version)
+		return nil
+	default:
+		fmt.Fprint(stderr, topUsage)
+		return usagef("unknown command %q", cmd)
+	}
+}
+
+// newFlagSet returns a quiet flag set: a bad flag becomes one usage line (exit 2), and --help
+// prints the synopsis and the flags.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fs.SetOutput(stderr)
+		fmt.Fprintf(stderr, "Usage: authz %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args; a bad flag is a usage error, --help prints usage and is flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fs.Usage()
+			return flag.ErrHelp
+		}
+		if a == "--" {
+			break
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return usagef("%s: %v (see 'authz %s --help')", fs.Name(), err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q (see 'authz %s --help')", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// loadConfig loads and validates the config file; any problem is a usage error (exit 2).
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, usagef("--config FILE is required")
+	}
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(server.ContextHandler{Handler: h})
+}
+
+// openStore opens and migrates the configured database.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*storage.Store, error) {
+	st, err := storage.Open(ctx, storage.Options{Driver: cfg.Database.Driver, DSN: cfg.Database.DSN, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	return st, nil
+}

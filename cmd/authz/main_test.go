@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authz/authz/storage"
+)
+
+func writeConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "authz.yaml")
+	cfg := "issuer: http://127.0.0.1:18080\nlisten: 127.0.0.1:0\ndatabase:\n  driver: sqlite\n  dsn: " + filepath.Join(dir, "authz.db") + "\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no_command", nil, "a command is required"},
+		{"unknown_command", []string{"frobnicate"}, "unknown command"},
+		{"bad_flag", []string{"serve", "--nope"}, "flag provided but not defined"},
+		{"missing_config", []string{"migrate"}, "--config FILE is required"},
+		{"config_not_found", []string{"migrate", "--config", "/nonexistent/authz.yaml"}, "no such file"},
+		{"attesters_without_sub", []string{"attesters"}, "subcommand is required"},
+		{"decisions_bad_decision", []string{"decisions", "list", "--config", "x", "--decision", "maybe"}, "accepted or rejected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tc.args, &out, &errb)
+			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a usage error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("usage error spans several lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--help"}, {"migrate", "--help"}, {"attesters", "add", "--help"}, {"attesters", "list", "--help"},
+		{"attesters", "remove", "--help"}, {"clients", "add", "--help"}, {"clients", "list", "--help"},
+		{"clients", "remove", "--help"}, {"decisions", "list", "--help"}, {"dev-attester", "--help"},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, &out, &errb)
+		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errb.String(), "Usage: authz") {
+			t.Errorf("%v: err %v, help %q", args, err, errb.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, &out, &out); err != nil || !strings.Contains(out.String(), "authz serve") {
+		t.Errorf("top-level help: %v %q", err, out.String())
+	}
+}
+
+func TestAdminCommandsAgainstDatabase(t *testing.T) {
+	cfgPath := writeConfig(t)
+	ctx := context.Background()
+	runOK := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := run(ctx, args, &out, &errb); err != nil {
+			t.Fatalf("%v: %v (stderr %s)", args, err, errb.String())
+		}
+		return out.String()
+	}
+	if !strings.Contains(runOK("migrate", "--config", cfgPath), "up to date") {
+		t.Fatal("migrate did not report")
+	}
+	jwks := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwks, []byte(`{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runOK("attesters", "add", "--config", cfgPath, "--id", "acme", "--jwks-file", jwks, "--required-claim", `platform="linux"`)
+	var attesters []map[string]any
+	if err := json.Unmarshal([]byte(runOK("attesters", "list", "--config", cfgPath, "--json")), &attesters); err != nil || len(attesters) != 1 || attesters[0]["id"] != "acme" {
+		t.Fatalf("attesters list: %v %v", attesters, err)
+	}
+	// A private key in the set is refused.
+	priv := filepath.Join(t.TempDir(), "priv.json")
+	_ = os.WriteFile(priv, []byte(`{"keys":[{"kty":"EC","crv":"P-256","kid":"k2","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}]}`), 0o600)
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"attesters", "add", "--config", cfgPath, "--id", "bad", "--jwks-file", priv}, &out, &errb); !errors.Is(err, errUsage) {
+		t.Fatalf("private attester key accepted: %v", err)
+	}
+	// A kid already used by another attester is refused.
+	if err := run(ctx, []string{"attesters", "add", "--config", cfgPath, "--id", "copy", "--jwks-file", jwks}, &out, &errb); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("duplicate kid: %v", err)
+	}
+
+	runOK("clients", "add", "--config", cfgPath, "--client-id", "bot", "--method", "attest_jwt_client_auth", "--grant-types", "client_credentials", "--scopes", "read", "--attesters", "acme")
+	var clients []map[string]any
+	if err := json.Unmarshal([]byte(runOK("clients", "list", "--config", cfgPath, "--json")), &clients); err != nil || len(clients) != 1 || clients[0]["attested"] != true {
+		t.Fatalf("clients list: %v %v", clients, err)
+	}
+	runOK("clients", "remove", "--config", cfgPath, "--client-id", "bot")
+	runOK("attesters", "remove", "--config", cfgPath, "--id", "acme")
+	if err := run(ctx, []string{"attesters", "remove", "--config", cfgPath, "--id", "acme"}, &out, &errb); err == nil {
+		t.Fatal("removing a missing attester succeeded")
+	}
+}
+
+func TestDecisionsListJSON(t *testing.T) {
+	cfgPath := writeConfig(t)
+	ctx := context.Background()
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"decisions", "list", "--config", cfgPath, "--json"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != "[]" {
+		t.Fatalf("empty list = %q, want []", out.String())
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(ctx, cfg, newLogger(cfg, &errb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for i, d := range []storage.Decision{
+		{Time: now.Add(-2 * time.Hour), Endpoint: "/oauth2/token", ClientID: "a", Decision: "rejected", Reason: "pop_signature_invalid", Challenge: "none"},
+		{Time: now.Add(-time.Minute), Endpoint: "/oauth2/token", ClientID: "a", VerifiedClientID: "a", Decision: "accepted", Reason: "ok", Challenge: "valid", TokenRequestID: "r1"},
+		{Time: now, Endpoint: "/oauth2/par", ClientID: "b", Decision: "rejected", Reason: "attestation_expired", Challenge: "none"},
+	} {
+		d := d
+		if err := st.RecordDecision(ctx, &d); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	st.Close()
+	list := func(args ...string) []map[string]any {
+		t.Helper()
+		out.Reset()
+		if err := run(ctx, append([]string{"decisions", "list", "--config", cfgPath, "--json"}, args...), &out, &errb); err != nil {
+			t.Fatal(err)
+		}
+		var got []map[string]any
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatalf("%v: %q", err, out.String())
+		}
+		return got
+	}
+	all := list()
+	if len(all) != 3 || all[0]["endpoint"] != "/oauth2/par" || all[2]["reason"] != "pop_signature_invalid" {
+		t.Fatalf("newest first: %v", all)
+	}
+	for _, member := range []string{"time", "endpoint", "client_id", "verified_client_id", "attester", "resolution", "instance_jkt", "pop_method", "pop_aud", "challenge", "decision", "reason", "token_request_id"} {
+		if _, ok := all[0][member]; !ok {
+			t.Errorf("member %q missing (profile §7)", member)
+		}
+	}
+	if ts, _ := all[0]["time"].(string); !strings.HasSuffix(ts, "Z") {
+		t.Errorf("time %q is not RFC 3339 UTC", ts)
+	}
+	if got := list("--client", "a"); len(got) != 2 {
+		t.Fatalf("--client a: %d", len(got))
+	}
+	if got := list("--decision", "accepted"); len(got) != 1 || got[0]["token_request_id"] != "r1" {
+		t.Fatalf("--decision accepted: %v", got)
+	}
+	if got := list("--since", "1h"); len(got) != 2 {
+		t.Fatalf("--since 1h: %d", len(got))
+	}
+	if got := list("--limit", "1"); len(got) != 1 {
+		t.Fatalf("--limit 1: %d", len(got))
+	}
+}

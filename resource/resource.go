@@ -1,0 +1,293 @@
+package resource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/authz/authz/dpop"
+)
+
+// Attestation is the client_attestation evidence authz puts in tokens (profile §6).
+type Attestation struct {
+	Attester    string `json:"attester"`
+	InstanceJKT string `json:"instance_jkt"`
+	PoPMethod   string `json:"pop_method"`
+}
+
+// Token is a validated access token.
+type Token struct {
+	Subject     string
+	ClientID    string
+	Scopes      []string
+	JTI         string
+	Expiry      time.Time
+	JKT         string       // cnf.jkt when DPoP-bound
+	Attestation *Attestation // nil when the client was not attested
+}
+
+// HasScope reports whether the token grants scope.
+func (t *Token) HasScope(scope string) bool {
+	for _, s := range t.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// Config configures a Verifier.
+type Config struct {
+	Issuer string // authz's issuer; tokens must carry iss == Issuer
+	// JWKSURL defaults to Issuer + "/jwks.json".
+	JWKSURL string
+	// Audience, when set, must be in the token's aud.
+	Audience string
+	// BaseURL is this resource server's external origin (scheme://host[:port]); DPoP htu is
+	// compared with BaseURL + request path. Required for DPoP tokens.
+	BaseURL    string
+	ClockSkew  time.Duration // default 30s
+	ProofAge   time.Duration // DPoP iat window, default 60s
+	HTTPClient *http.Client
+	Now        func() time.Time
+}
+
+// Verifier validates access tokens.
+type Verifier struct {
+	cfg Config
+
+	mu      sync.Mutex
+	keys    *jose.JSONWebKeySet
+	fetched time.Time
+	seen    map[string]time.Time // DPoP proof jti -> expiry
+}
+
+// New returns a Verifier.
+func New(cfg Config) (*Verifier, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("resource: Issuer is required")
+	}
+	if cfg.JWKSURL == "" {
+		cfg.JWKSURL = strings.TrimSuffix(cfg.Issuer, "/") + "/jwks.json"
+	}
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = 30 * time.Second
+	}
+	if cfg.ProofAge == 0 {
+		cfg.ProofAge = 60 * time.Second
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Verifier{cfg: cfg, seen: map[string]time.Time{}}, nil
+}
+
+// Errors, mapped to RFC 6750 §3.1 / RFC 9449 §7.1 responses by Middleware.
+var (
+	ErrNoToken    = errors.New("resource: no access token")
+	ErrInvalid    = errors.New("resource: invalid access token")
+	ErrDPoP       = errors.New("resource: invalid DPoP proof")
+	ErrDPoPNeeded = errors.New("resource: the token is DPoP-bound; use Authorization: DPoP with a proof")
+)
+
+type ctxKey struct{}
+
+// FromContext returns the token Middleware validated.
+func FromContext(ctx context.Context) (*Token, bool) {
+	t, ok := ctx.Value(ctxKey{}).(*Token)
+	return t, ok
+}
+
+// Middleware rejects requests without a valid token and passes the token in the context.
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := v.Verify(r)
+		if err != nil {
+			writeChallenge(w, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, tok)))
+	})
+}
+
+func writeChallenge(w http.ResponseWriter, err error) {
+	code, scheme := "invalid_token", "Bearer"
+	switch {
+	case errors.Is(err, ErrNoToken):
+		w.Header().Add("WWW-Authenticate", `DPoP algs="ES256 ES384 ES512 PS256 PS384 PS512 EdDSA RS256"`)
+		w.Header().Add("WWW-Authenticate", `Bearer`)
+		http.Error(w, `{"error":"invalid_request"}`, http.StatusUnauthorized)
+		return
+	case errors.Is(err, ErrDPoP):
+		code, scheme = "invalid_dpop_proof", "DPoP"
+	case errors.Is(err, ErrDPoPNeeded):
+		scheme = "DPoP"
+	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`%s error=%q, error_description=%q`, scheme, code, strings.TrimPrefix(err.Error(), "resource: ")))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnauthorized)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
+}
+
+// Verify validates the request's access token (and DPoP proof when the token is bound).
+func (v *Verifier) Verify(r *http.Request) (*Token, error) {
+	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || raw == "" {
+		return nil, ErrNoToken
+	}
+	if !strings.EqualFold(scheme, "DPoP") && !strings.EqualFold(scheme, "Bearer") {
+		return nil, ErrNoToken
+	}
+	tok, err := v.verifyJWT(r.Context(), raw)
+	if err != nil {
+		return nil, err
+	}
+	if tok.JKT == "" {
+		if strings.EqualFold(scheme, "DPoP") {
+			return nil, fmt.Errorf("%w: the token is not DPoP-bound", ErrInvalid)
+		}
+		return tok, nil
+	}
+	// RFC 9449 §7.1: a bound token is presented with the DPoP scheme and a proof by its key.
+	if !strings.EqualFold(scheme, "DPoP") {
+		return nil, ErrDPoPNeeded
+	}
+	proofHeader, err := dpop.ExtractHeader(r.Header, 16<<10)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDPoP, err)
+	}
+	if v.cfg.BaseURL == "" {
+		return nil, fmt.Errorf("%w: resource server BaseURL not configured", ErrDPoP)
+	}
+	proof, err := dpop.Verify(proofHeader, dpop.Expect{Method: r.Method, URL: strings.TrimSuffix(v.cfg.BaseURL, "/") + r.URL.Path, AccessToken: raw},
+		dpop.Config{MaxAge: v.cfg.ProofAge, ClockSkew: v.cfg.ClockSkew, Now: v.cfg.Now})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDPoP, err)
+	}
+	if proof.JKT != tok.JKT {
+		return nil, fmt.Errorf("%w: the proof is not signed by the key the token is bound to", ErrDPoP)
+	}
+	if !v.firstUse(proof.JKT+":"+proof.JTI, proof.IssuedAt.Add(v.cfg.ProofAge+2*v.cfg.ClockSkew)) {
+		return nil, fmt.Errorf("%w: proof jti already used", ErrDPoP)
+	}
+	return tok, nil
+}
+
+// firstUse records a proof jti (in memory: a resource server replica's own replay window).
+func (v *Verifier) firstUse(key string, exp time.Time) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.cfg.Now()
+	if len(v.seen) > 100000 {
+		for k, e := range v.seen {
+			if now.After(e) {
+				delete(v.seen, k)
+			}
+		}
+	}
+	h := sha256.Sum256([]byte(key))
+	k := hex.EncodeToString(h[:])
+	if e, ok := v.seen[k]; ok && now.Before(e) {
+		return false
+	}
+	v.seen[k] = exp
+	return true
+}
+
+type claims struct {
+	jwt.Claims
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	Cnf      *struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
+	Attestation *Attestation `json:"client_attestation"`
+}
+
+var tokenAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.PS256, jose.EdDSA}
+
+func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
+	if len(raw) > 16<<10 {
+		return nil, fmt.Errorf("%w: too large", ErrInvalid)
+	}
+	parsed, err := jwt.ParseSigned(raw, tokenAlgs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	// RFC 9068 §4: typ must be at+jwt.
+	if typ, _ := parsed.Headers[0].ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, fmt.Errorf("%w: typ is not at+jwt", ErrInvalid)
+	}
+	key, err := v.key(ctx, parsed.Headers[0].KeyID)
+	if err != nil {
+		return nil, err
+	}
+	var c claims
+	if err := parsed.Claims(key.Key, &c); err != nil {
+		return nil, fmt.Errorf("%w: signature: %v", ErrInvalid, err)
+	}
+	exp := jwt.Expected{Issuer: v.cfg.Issuer, Time: v.cfg.Now()}
+	if v.cfg.Audience != "" {
+		exp.AnyAudience = jwt.Audience{v.cfg.Audience}
+	}
+	if err := c.ValidateWithLeeway(exp, v.cfg.ClockSkew); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if c.Expiry == nil {
+		return nil, fmt.Errorf("%w: no exp", ErrInvalid)
+	}
+	tok := &Token{Subject: c.Subject, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), JTI: c.ID, Expiry: c.Expiry.Time(), Attestation: c.Attestation}
+	if c.Cnf != nil {
+		tok.JKT = c.Cnf.JKT
+	}
+	return tok, nil
+}
+
+// key finds the verification key by kid, refetching the set (at most every 30s) on a miss.
+func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
+	v.mu.Lock()
+	set, fetched := v.keys, v.fetched
+	v.mu.Unlock()
+	if set != nil {
+		if ks := set.Key(kid); len(ks) == 1 {
+			return &ks[0], nil
+		}
+		if time.Since(fetched) < 30*time.Second {
+			return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.JWKSURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := v.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("resource: fetch %s: %w", v.cfg.JWKSURL, err)
+	}
+	defer resp.Body.Close()
+	var fresh jose.JSONWebKeySet
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&fresh); err != nil {
+		return nil, fmt.Errorf("resource: decode %s: %w", v.cfg.JWKSURL, err)
+	}
+	v.mu.Lock()
+	v.keys, v.fetched = &fresh, time.Now()
+	v.mu.Unlock()
+	if ks := fresh.Key(kid); len(ks) == 1 {
+		return &ks[0], nil
+	}
+	return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+}

@@ -1,0 +1,231 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/ory/fosite"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/authz/authz/storage"
+	"github.com/authz/authz/templates"
+)
+
+const (
+	csrfCookie   = "authz_csrf"
+	loginCookie  = "authz_login"
+	loginTTL     = 30 * time.Minute
+	csrfField    = "csrf"
+	consentField = "consent"
+)
+
+// dummyHash keeps the login timing the same for unknown users.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("authz-dummy-password"), bcrypt.MinCost)
+
+// handleAuthorize is the authorization endpoint (RFC 6749 §3.1, RFC 7636, RFC 9126 §4): a login
+// page, then a consent page, then the code. fosite sees only the authorization request in the
+// query; our form fields (username, password, csrf, consent) stay ours. While pages are shown a
+// pushed request is read without being consumed; it is consumed when the user decides.
+func (s *Server) handleAuthorize(c echo.Context) error {
+	r, rw := c.Request(), c.Response()
+	ctx := r.Context()
+	setPageHeaders(rw)
+	csrf := s.ensureCSRF(c)
+
+	oauthReq := r.Clone(ctx)
+	oauthReq.Method = http.MethodGet
+	oauthReq.Body = http.NoBody
+	oauthReq.ContentLength = 0
+	oauthReq.Form, oauthReq.PostForm = nil, nil
+	oauthReq.Header = r.Header.Clone()
+	oauthReq.Header.Del("Content-Type")
+
+	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err != nil || !validCSRF(csrf, r.PostForm.Get(csrfField)) {
+			return s.renderError(c, http.StatusForbidden, "Request refused", "The form expired or did not come from this site. Go back and try again.")
+		}
+	}
+	user := s.loggedInUser(r)
+	decision := ""
+	if r.Method == http.MethodPost {
+		decision = r.PostForm.Get(consentField)
+	}
+
+	if decision == "" {
+		ar, err := s.provider.NewAuthorizeRequest(withPeekPAR(ctx), oauthReq)
+		if err != nil {
+			s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+			return nil
+		}
+		client, _ := ar.GetClient().(*storage.Client)
+		if err := requirePKCE(ar, client); err != nil {
+			s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+			return nil
+		}
+		action := "/oauth2/authorize?" + r.URL.RawQuery
+		if user == "" && r.Method == http.MethodPost {
+			user = s.login(c, r.PostForm.Get("username"), r.PostForm.Get("password"))
+			if user == "" {
+				rw.WriteHeader(http.StatusUnauthorized)
+				return templates.RenderLogin(rw, templates.LoginData{
+					Action: action, ClientID: client.ID, ClientDescription: client.Description,
+					Username: r.PostForm.Get("username"), Error: "Wrong username or password.", CSRF: csrf,
+				})
+			}
+		}
+		if user == "" {
+			return templates.RenderLogin(rw, templates.LoginData{
+				Action: action, ClientID: client.ID, ClientDescription: client.Description, CSRF: csrf,
+			})
+		}
+		return templates.RenderConsent(rw, templates.ConsentData{
+			Action: action, ClientID: client.ID, ClientDescription: client.Description, Username: user,
+			Scopes: ar.GetRequestedScopes(), Attested: isAttestationMethod(client.TokenEndpointAuthMethod),
+			AttestationMethodNote: isAttestationMethod(client.TokenEndpointAuthMethod), CSRF: csrf,
+		})
+	}
+
+	if user == "" {
+		return s.renderError(c, http.StatusForbidden, "Sign in first", "Your sign-in expired. Start again from the application.")
+	}
+	ar, err := s.provider.NewAuthorizeRequest(ctx, oauthReq)
+	if err != nil {
+		s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+		return nil
+	}
+	if decision != "allow" {
+		s.log.InfoContext(ctx, "consent denied", "client_id", ar.GetClient().GetID(), "user", user)
+		s.provider.WriteAuthorizeError(ctx, rw, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
+		return nil
+	}
+	for _, scope := range ar.GetRequestedScopes() {
+		ar.GrantScope(scope)
+	}
+	for _, aud := range ar.GetRequestedAudience() {
+		ar.GrantAudience(aud)
+	}
+	sess := storage.NewSession()
+	sess.Subject, sess.Username = user, user
+	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+		return nil
+	}
+	s.log.InfoContext(ctx, "authorization code issued", "client_id", ar.GetClient().GetID(), "user", user, "scopes", strings.Join(ar.GetGrantedScopes(), " "))
+	s.provider.WriteAuthorizeResponse(ctx, rw, ar, resp)
+	return nil
+}
+
+// setPageHeaders forbids framing and caching of the login and consent pages.
+func setPageHeaders(rw http.ResponseWriter) {
+	h := rw.Header()
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+func (s *Server) renderError(c echo.Context, status int, title, msg string) error {
+	c.Response().WriteHeader(status)
+	return templates.RenderError(c.Response(), templates.ErrorData{Title: title, Message: msg, Status: status})
+}
+
+// ensureCSRF returns the double-submit CSRF token, setting its cookie when missing.
+func (s *Server) ensureCSRF(c echo.Context) string {
+	if ck, err := c.Cookie(csrfCookie); err == nil && len(ck.Value) == 43 {
+		return ck.Value
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	v := base64.RawURLEncoding.EncodeToString(b)
+	c.SetCookie(&http.Cookie{Name: csrfCookie, Value: v, Path: "/oauth2/authorize", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookies()})
+	return v
+}
+
+func validCSRF(cookie, field string) bool {
+	return cookie != "" && subtle.ConstantTimeCompare([]byte(cookie), []byte(field)) == 1
+}
+
+func (s *Server) secureCookies() bool { return strings.HasPrefix(s.cfg.Issuer, "https://") }
+
+// login checks a username and password against the configured bcrypt hashes and sets the login
+// cookie; it returns the user, or "" when they do not match.
+func (s *Server) login(c echo.Context, username, password string) string {
+	hash, ok := s.users[username]
+	if !ok {
+		hash = dummyHash
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !ok {
+		s.log.InfoContext(c.Request().Context(), "login failed", "user", username)
+		return ""
+	}
+	exp := time.Now().Add(loginTTL).Unix()
+	payload := base64.RawURLEncoding.EncodeToString([]byte(username)) + "." + strconv.FormatInt(exp, 10)
+	c.SetCookie(&http.Cookie{
+		Name: loginCookie, Value: payload + "." + s.cookieMAC(payload), Path: "/oauth2/authorize",
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(), MaxAge: int(loginTTL.Seconds()),
+	})
+	return username
+}
+
+// loggedInUser returns the user of a valid, unexpired login cookie.
+func (s *Server) loggedInUser(r *http.Request) string {
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || len(ck.Value) > 512 {
+		return ""
+	}
+	i := strings.LastIndexByte(ck.Value, '.')
+	if i < 0 {
+		return ""
+	}
+	payload, mac := ck.Value[:i], ck.Value[i+1:]
+	if !hmac.Equal([]byte(mac), []byte(s.cookieMAC(payload))) {
+		return ""
+	}
+	userB64, expStr, ok := strings.Cut(payload, ".")
+	if !ok {
+		return ""
+	}
+	exp, err := strconv.ParseInt(expStr, 10, 64)
+	if err != nil || time.Now().Unix() > exp {
+		return ""
+	}
+	user, err := base64.RawURLEncoding.DecodeString(userB64)
+	if err != nil {
+		return ""
+	}
+	if _, known := s.users[string(user)]; !known {
+		return ""
+	}
+	return string(user)
+}
+
+func (s *Server) cookieMAC(payload string) string {
+	m := hmac.New(sha256.New, s.cookieSecret)
+	m.Write([]byte("login\x00"))
+	m.Write([]byte(payload))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// requirePKCE refuses, before any page is shown, what fosite would refuse only after consent:
+// a public client without an S256 code challenge (RFC 7636; OAuth 2.1 §4.1.1), and the plain
+// method for anyone.
+func requirePKCE(ar fosite.AuthorizeRequester, client *storage.Client) error {
+	form := ar.GetRequestForm()
+	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
+	if challenge != "" && method != "S256" {
+		return fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is supported.")
+	}
+	if client != nil && client.Public && challenge == "" {
+		return fosite.ErrInvalidRequest.WithHint("Public clients must use PKCE with S256 (code_challenge).")
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/authz/authz/config"
+	"github.com/authz/authz/storage"
+)
+
+// SyncConfig upserts the attesters and clients of the configuration file into the database
+// (interface.md: "loaded at start (created or updated)"). Records added through the CLI or the
+// admin API are left alone. Every record is validated before anything is written, and all writes
+// happen in one transaction: a broken file changes nothing.
+func SyncConfig(ctx context.Context, cfg *config.Config, store *storage.Store) error {
+	attesters := make([]*storage.Attester, 0, len(cfg.Attesters))
+	for _, a := range cfg.Attesters {
+		rec, err := AttesterRecordFromConfig(a)
+		if err != nil {
+			return err
+		}
+		if _, err := AttesterFromRecord(rec); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		attesters = append(attesters, rec)
+	}
+	clients := make([]*storage.Client, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		rec, err := ClientRecordFromConfig(ctx, store, c)
+		if err != nil {
+			return err
+		}
+		clients = append(clients, rec)
+	}
+	err := store.InTx(ctx, func(ctx context.Context) error {
+		for _, a := range attesters {
+			if err := store.UpsertAttester(ctx, a); err != nil {
+				return fmt.Errorf("attester %s: %w", a.ID, err)
+			}
+		}
+		for _, c := range clients {
+			if err := store.UpsertClient(ctx, c); err != nil {
+				return fmt.Errorf("client %s: %w", c.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("server: load config into the database: %w", err)
+	}
+	return nil
+}
+
+// AttesterRecordFromConfig converts one configured attester, reading jwks_file and x5c_roots.
+func AttesterRecordFromConfig(a config.Attester) (*storage.Attester, error) {
+	rec := &storage.Attester{
+		ID: a.ID, Description: a.Description, JWKSURI: a.JWKSURI, JKUAllowlist: a.JKUAllowlist,
+		HMACSecret: a.HMACSecret, Enabled: a.IsEnabled(), Source: "config",
+	}
+	var err error
+	switch {
+	case a.JWKS != nil:
+		if rec.JWKS, err = config.JSONOf(a.JWKS); err != nil {
+			return nil, fmt.Errorf("config: attester %s: jwks: %w", a.ID, err)
+		}
+	case a.JWKSFile != "":
+		if rec.JWKS, err = readSmallFile(a.JWKSFile); err != nil {
+			return nil, fmt.Errorf("config: attester %s: jwks_file: %w", a.ID, err)
+		}
+	}
+	if a.X5CRoots != "" {
+		pem, err := readSmallFile(a.X5CRoots)
+		if err != nil {
+			return nil, fmt.Errorf("config: attester %s: x5c_roots: %w", a.ID, err)
+		}
+		rec.X5CRoots = string(pem)
+	}
+	if len(a.RequiredClaims) > 0 {
+		if rec.RequiredClaims, err = config.JSONOf(map[string]any(a.RequiredClaims)); err != nil {
+			return nil, fmt.Errorf("config: attester %s: required_claims: %w", a.ID, err)
+		}
+	}
+	return rec, nil
+}
+
+// ClientRecordFromConfig converts one configured client. The secret is stored as a bcrypt hash;
+// an unchanged secret keeps its stored hash.
+func ClientRecordFromConfig(ctx context.Context, store *storage.Store, c config.Client) (*storage.Client, error) {
+	rec := &storage.Client{
+		ID: c.ClientID, Description: c.Description, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
+		Scopes: c.Scopes, Public: c.TokenEndpointAuthMethod == config.AuthMethodNone,
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
+		Attesters: c.Attesters, RequireAttestation: c.RequireAttestation, Source: "config",
+	}
+	for _, g := range c.GrantTypes {
+		if g == "authorization_code" {
+			rec.ResponseTypes = []string{"code"}
+		}
+	}
+	if c.JWKS != nil {
+		b, err := config.JSONOf(c.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("config: client %s: jwks: %w", c.ClientID, err)
+		}
+		rec.JWKS = json.RawMessage(b)
+	}
+	if c.ClientSecret != "" {
+		hash, err := HashClientSecret(ctx, store, c.ClientID, c.ClientSecret)
+		if err != nil {
+			return nil, err
+		}
+		rec.SecretHash = hash
+	}
+	return rec, nil
+}
+
+// HashClientSecret returns the stored hash when it already matches secret, else a new bcrypt
+// hash (cost clientSecretCost).
+func HashClientSecret(ctx context.Context, store *storage.Store, clientID, secret string) ([]byte, error) {
+	if store != nil {
+		existing, err := store.GetClientRecord(ctx, clientID)
+		if err == nil && len(existing.SecretHash) > 0 && bcrypt.CompareHashAndPassword(existing.SecretHash, []byte(secret)) == nil {
+			return existing.SecretHash, nil
+		}
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("client %s: %w", clientID, err)
+		}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(secret), clientSecretCost)
+	if err != nil {
+		return nil, fmt.Errorf("client %s: hash secret: %w", clientID, err)
+	}
+	return hash, nil
+}
+
+// readSmallFile reads a key or certificate file of at most 1 MiB.
+func readSmallFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > 1<<20 {
+		return nil, fmt.Errorf("%s is larger than 1 MiB", path)
+	}
+	return os.ReadFile(path)
+}

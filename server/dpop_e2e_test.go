@@ -1,0 +1,212 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/authz/authz/config"
+)
+
+func withDPoPClient(c *config.Config) {
+	c.Clients = append(c.Clients, config.Client{ClientID: "agent-dpop", TokenEndpointAuthMethod: config.AuthMethodAttestJWTDPoP,
+		GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}})
+}
+
+// basicHeaders returns HTTP Basic credentials for the secret client plus extra headers.
+func basicReq(t *testing.T, env *testEnv, form url.Values, headers map[string]string) tokenResponse {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(secretClientID, secretValue)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return env.do(req)
+}
+
+func introspect(t *testing.T, env *testEnv, token string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(secretClientID, secretValue)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestDPoP_BoundClientCredentials(t *testing.T) {
+	env := newTestServer(t, nil)
+	key := newECKey(t)
+	proof := env.dpopProof(key, "POST", "/oauth2/token", "", "")
+	r := basicReq(t, env, ccForm, map[string]string{"DPoP": proof})
+	if r.Status != 200 || r.TokenType != "DPoP" {
+		t.Fatalf("DPoP token: %d %q %s token_type %q", r.Status, r.Error, r.Description, r.TokenType)
+	}
+	cnf, _ := jwtClaims(t, r.AccessToken)["cnf"].(map[string]any)
+	if cnf["jkt"] != thumbprint(t, key) {
+		t.Fatalf("cnf = %v, want jkt %s", cnf, thumbprint(t, key))
+	}
+	got := introspect(t, env, r.AccessToken)
+	if got["token_type"] != "DPoP" || got["cnf"].(map[string]any)["jkt"] != thumbprint(t, key) {
+		t.Fatalf("introspection = %v", got)
+	}
+	// The same proof again is a replay (RFC 9449 §11.1).
+	if r := basicReq(t, env, ccForm, map[string]string{"DPoP": proof}); r.Status != 400 || r.Error != "invalid_dpop_proof" {
+		t.Fatalf("replayed proof: %d %q", r.Status, r.Error)
+	}
+	for _, tc := range []struct {
+		name  string
+		proof string
+		want  string
+	}{
+		{"wrong_htu", env.dpopProof(key, "POST", "/oauth2/par", "", ""), "invalid_dpop_proof"},
+		{"wrong_htm", env.dpopProof(key, "GET", "/oauth2/token", "", ""), "invalid_dpop_proof"},
+		{"garbage", "not-a-jwt", "invalid_dpop_proof"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := basicReq(t, env, ccForm, map[string]string{"DPoP": tc.proof}); r.Status != 400 || r.Error != tc.want {
+				t.Fatalf("%d %q, want 400 %s", r.Status, r.Error, tc.want)
+			}
+		})
+	}
+	// Two DPoP headers.
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader(ccForm.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(secretClientID, secretValue)
+	req.Header.Add("DPoP", env.dpopProof(key, "POST", "/oauth2/token", "", ""))
+	req.Header.Add("DPoP", env.dpopProof(key, "POST", "/oauth2/token", "", ""))
+	if r := env.do(req); r.Status != 400 || r.Error != "invalid_request" {
+		t.Fatalf("two DPoP headers: %d %q", r.Status, r.Error)
+	}
+}
+
+func TestDPoP_CombinedMode(t *testing.T) {
+	env := newTestServer(t, withDPoPClient)
+	combined := func(instance, dpopKey *ecdsa.PrivateKey, nonce string) map[string]string {
+		return map[string]string{
+			"OAuth-Client-Attestation": env.attestation("agent-dpop", instance),
+			"DPoP":                     env.dpopProof(dpopKey, "POST", "/oauth2/token", nonce, ""),
+		}
+	}
+	r := env.post("/oauth2/token", ccForm, combined(env.Instance, env.Instance, ""))
+	if r.Status != 200 || r.TokenType != "DPoP" {
+		t.Fatalf("combined mode: %d %q %s", r.Status, r.Error, r.Description)
+	}
+	claims := jwtClaims(t, r.AccessToken)
+	ev, _ := claims["client_attestation"].(map[string]any)
+	cnf, _ := claims["cnf"].(map[string]any)
+	if ev["pop_method"] != "dpop_combined" || ev["instance_jkt"] != thumbprint(t, env.Instance) || cnf["jkt"] != thumbprint(t, env.Instance) {
+		t.Fatalf("claims = %v", claims)
+	}
+	if d := env.decisions()[0]; d.PoPMethod != "dpop_combined" || d.Decision != "accepted" {
+		t.Fatalf("decision = %+v", d)
+	}
+	// The DPoP key must be the attested key (ABCA-09 §7.3 step 4).
+	if r := env.post("/oauth2/token", ccForm, combined(env.Instance, newECKey(t), "")); r.Status != 401 || r.Error != "invalid_client" {
+		t.Fatalf("key mismatch: %d %q", r.Status, r.Error)
+	}
+	// A PoP header means normal mode; a combined-mode client refuses it.
+	h := env.attestedHeaders("agent-dpop", env.Instance, "")
+	if r := env.post("/oauth2/token", ccForm, h); r.Status != 401 {
+		t.Fatalf("PoP header for a combined-mode client: %d %q", r.Status, r.Error)
+	}
+}
+
+func TestDPoP_CombinedMode_ChallengeRequired(t *testing.T) {
+	env := newTestServer(t, func(c *config.Config) {
+		withDPoPClient(c)
+		c.Attestation.ChallengeRequired = true
+	})
+	headers := func(nonce string) map[string]string {
+		return map[string]string{
+			"OAuth-Client-Attestation": env.attestation("agent-dpop", env.Instance),
+			"DPoP":                     env.dpopProof(env.Instance, "POST", "/oauth2/token", nonce, ""),
+		}
+	}
+	r := env.post("/oauth2/token", ccForm, headers(""))
+	nonce := r.Header.Get("DPoP-Nonce")
+	if r.Status != 400 || r.Error != "use_dpop_nonce" || nonce == "" || r.Header.Get("OAuth-Client-Attestation-Challenge") != nonce {
+		t.Fatalf("missing nonce: %d %q DPoP-Nonce %q challenge %q", r.Status, r.Error, nonce, r.Header.Get("OAuth-Client-Attestation-Challenge"))
+	}
+	if r := env.post("/oauth2/token", ccForm, headers("c3RhbGUtc3RhbGUtc3RhbGUtc3RhbGU")); r.Status != 400 || r.Error != "use_dpop_nonce" {
+		t.Fatalf("stale nonce: %d %q", r.Status, r.Error)
+	}
+	if r := env.post("/oauth2/token", ccForm, headers(nonce)); r.Status != 200 || r.TokenType != "DPoP" {
+		t.Fatalf("with nonce: %d %q %s", r.Status, r.Error, r.Description)
+	}
+}
+
+// dpopCodeFlow runs the browser flow for the public web client, optionally with dpop_jkt, and
+// exchanges the code with a proof by exchangeKey (nil: no proof).
+func dpopCodeFlow(t *testing.T, env *testEnv, dpopJKT string, exchangeKey *ecdsa.PrivateKey) tokenResponse {
+	t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	q := url.Values{"client_id": {webClientID}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"},
+		"state": {randomString(t)}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+	if dpopJKT != "" {
+		q.Set("dpop_jkt", dpopJKT)
+	}
+	cb := browserLogin(t, env, env.URL+"/oauth2/authorize?"+q.Encode())
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {webRedirect},
+		"client_id": {webClientID}, "code_verifier": {verifier}}
+	headers := map[string]string{}
+	if exchangeKey != nil {
+		headers["DPoP"] = env.dpopProof(exchangeKey, "POST", "/oauth2/token", "", "")
+	}
+	return env.post("/oauth2/token", form, headers)
+}
+
+func TestDPoP_PublicClientRefreshBinding(t *testing.T) {
+	env := newTestServer(t, nil)
+	key := newECKey(t)
+	tok := dpopCodeFlow(t, env, "", key)
+	if tok.Status != 200 || tok.TokenType != "DPoP" || tok.RefreshToken == "" {
+		t.Fatalf("code exchange with DPoP: %d %q %s", tok.Status, tok.Error, tok.Description)
+	}
+	refresh := func(k *ecdsa.PrivateKey) tokenResponse {
+		h := map[string]string{}
+		if k != nil {
+			h["DPoP"] = env.dpopProof(k, "POST", "/oauth2/token", "", "")
+		}
+		return env.post("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {webClientID}}, h)
+	}
+	if r := refresh(nil); r.Status != 400 || r.Error != "invalid_grant" {
+		t.Fatalf("refresh without proof: %d %q", r.Status, r.Error)
+	}
+	if r := refresh(newECKey(t)); r.Status != 400 || r.Error != "invalid_grant" {
+		t.Fatalf("refresh with another key: %d %q", r.Status, r.Error)
+	}
+	if r := refresh(key); r.Status != 200 || r.TokenType != "DPoP" {
+		t.Fatalf("refresh with the bound key: %d %q %s", r.Status, r.Error, r.Description)
+	}
+}
+
+func TestDPoP_AuthorizationCodeBinding(t *testing.T) {
+	env := newTestServer(t, nil)
+	key := newECKey(t)
+	if r := dpopCodeFlow(t, env, thumbprint(t, key), newECKey(t)); r.Status != 400 || r.Error != "invalid_grant" {
+		t.Fatalf("dpop_jkt with another key: %d %q", r.Status, r.Error)
+	}
+	if r := dpopCodeFlow(t, env, thumbprint(t, key), nil); r.Status != 400 || r.Error != "invalid_grant" {
+		t.Fatalf("dpop_jkt without a proof: %d %q", r.Status, r.Error)
+	}
+	if r := dpopCodeFlow(t, env, thumbprint(t, key), key); r.Status != 200 || r.TokenType != "DPoP" {
+		t.Fatalf("dpop_jkt with its key: %d %q %s", r.Status, r.Error, r.Description)
+	}
+}
+
+var _ = context.Background

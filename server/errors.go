@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/authz/authz/clientauth"
+	"github.com/authz/authz/dpop"
+)
+
+// errorBody is the RFC 6749 §5.2 error response.
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// toRFC6749 picks the error a client sees. A client-authentication failure recorded in the outcome
+// wins over whatever fosite made of it (fosite re-wraps strategy errors at PAR and hides them at
+// revocation, fosite.md §1.4); everything else goes through fosite's own conversion.
+func toRFC6749(out *outcome, err error) *fosite.RFC6749Error {
+	if out != nil && out.authErr != nil {
+		var rfc *fosite.RFC6749Error
+		if errors.As(out.authErr, &rfc) {
+			return rfc
+		}
+		return clientauth.ToRFC6749(out.authErr, out.asSignal)
+	}
+	return fosite.ErrorToRFC6749Error(err)
+}
+
+// writeOAuthError is the single place that writes RFC 6749 §5.2 error responses for the token,
+// PAR, introspection, revocation and challenge endpoints: JSON body, Cache-Control: no-store,
+// WWW-Authenticate on 401 (RFC 6749 §5.2), and a fresh attestation challenge (ABCA-09 §6.2, §7.4;
+// profile §2, §5), also as DPoP-Nonce when the error is use_dpop_nonce (RFC 9449 §8).
+func (s *Server) writeOAuthError(rw http.ResponseWriter, r *http.Request, out *outcome, err error) {
+	rfc := toRFC6749(out, err)
+	status := rfc.CodeField
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	if status >= 500 && s.databaseDown(r.Context()) {
+		// Fail fast and say why: nothing was issued (the replay, token and audit rows commit
+		// together or not at all), and the client may retry.
+		rfc = fosite.ErrTemporarilyUnavailable.WithHint("The database is unavailable; retry later.").WithWrap(err)
+		status = http.StatusServiceUnavailable
+		rw.Header().Set("Retry-After", "5")
+	}
+	h := rw.Header()
+	if status == http.StatusUnauthorized {
+		scheme := "Basic"
+		switch {
+		case out != nil && out.client != nil && isAttestationMethod(out.client.TokenEndpointAuthMethod):
+			scheme = out.client.TokenEndpointAuthMethod
+		case out != nil && out.client == nil && clientauth.HasAttestation(r.Header):
+			scheme = clientauth.AuthMethodAttestJWT
+		}
+		h.Set("WWW-Authenticate", scheme+` realm="authz", error="`+rfc.ErrorField+`"`)
+	}
+	if s.verifier.ChallengesEnabled() || rfc.ErrorField == "use_attestation_challenge" || rfc.ErrorField == "use_dpop_nonce" {
+		s.setChallengeHeaders(rw, rfc.ErrorField == "use_dpop_nonce" || combinedMode(out))
+	}
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", rfc.ErrorField, "debug", rfc.DebugField, "cause", err)
+	} else {
+		s.log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", rfc.ErrorField, "reason", reasonOf(out, err))
+	}
+	writeJSON(rw, status, errorBody{Error: rfc.ErrorField, Description: rfc.GetDescription()})
+}
+
+// databaseDown pings the database with a short deadline.
+func (s *Server) databaseDown(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	return s.store.Ping(ctx) != nil
+}
+
+// setChallengeHeaders puts a fresh challenge in OAuth-Client-Attestation-Challenge (ABCA-09 §6.2)
+// and, for combined mode, the same value in DPoP-Nonce (profile §2).
+func (s *Server) setChallengeHeaders(rw http.ResponseWriter, withDPoPNonce bool) {
+	if !s.verifier.ChallengesEnabled() {
+		return
+	}
+	c, err := s.verifier.IssueChallenge()
+	if err != nil {
+		s.log.Error("issuing a challenge failed", "error", err)
+		return
+	}
+	rw.Header()[clientauth.HeaderClientAttestationChallenge] = []string{c}
+	if withDPoPNonce {
+		rw.Header()[dpop.HeaderNonce] = []string{c}
+	}
+}
+
+func combinedMode(out *outcome) bool {
+	if out == nil {
+		return false
+	}
+	if out.attestation != nil && out.attestation.PoPMethod == clientauth.PoPMethodDPoP {
+		return true
+	}
+	return out.client != nil && out.client.TokenEndpointAuthMethod == clientauth.AuthMethodAttestJWTDPoP
+}
+
+func reasonOf(out *outcome, err error) string {
+	if out != nil && out.authErr != nil {
+		return clientauth.Reason(out.authErr)
+	}
+	if err == nil {
+		return "ok"
+	}
+	return fosite.ErrorToRFC6749Error(err).ErrorField
+}
+
+// writeJSON writes v with the headers every OAuth JSON response carries (RFC 6749 §5.1).
+func writeJSON(rw http.ResponseWriter, status int, v any) {
+	h := rw.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	rw.WriteHeader(status)
+	if err := json.NewEncoder(rw).Encode(v); err != nil {
+		slog.Debug("writing a JSON response failed", "error", err)
+	}
+}

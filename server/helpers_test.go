@@ -1,0 +1,261 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/authz/authz/config"
+	"github.com/authz/authz/server"
+	"github.com/authz/authz/storage"
+)
+
+// testEnv is a real authz server on a loopback port over a real SQLite file.
+type testEnv struct {
+	t        *testing.T
+	URL      string // == issuer
+	Config   *config.Config
+	Store    *storage.Store
+	Attester *ecdsa.PrivateKey // the "test-attester" signing key (kid test-attester-1)
+	Instance *ecdsa.PrivateKey // a Client Instance Key
+}
+
+const (
+	testAttesterKID = "test-attester-1"
+	agentID         = "agent"
+	secretClientID  = "svc"
+	secretValue     = "svc-secret-0123456789"
+	webClientID     = "web"
+	webRedirect     = "http://127.0.0.1:1/callback"
+	aliceHash       = "$2a$10$rAjxEPFQ34.JK7LFgtySPeLn90jrgI6QpcfBtGxGyBZPU6eBHF.Ga" // alice-password
+)
+
+func newECKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// newTestServer starts authz with a base configuration (an attester, an attested client, a
+// secret client, a public web client, a user) changed by mutate.
+func newTestServer(t *testing.T, mutate func(*config.Config)) *testEnv {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	env := &testEnv{t: t, URL: base, Attester: newECKey(t), Instance: newECKey(t)}
+
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: env.Attester.Public(), KeyID: testAttesterKID, Algorithm: "ES256", Use: "sig"}}})
+	cfg := config.Default()
+	cfg.Issuer = base
+	cfg.Listen = ln.Addr().String()
+	cfg.Database.DSN = filepath.Join(t.TempDir(), "authz.db")
+	cfg.Attesters = []config.Attester{{ID: "test-attester", JWKS: string(jwks)}}
+	cfg.Clients = []config.Client{
+		{ClientID: agentID, TokenEndpointAuthMethod: config.AuthMethodAttestJWT, GrantTypes: []string{"client_credentials", "refresh_token"}, Scopes: []string{"read", "write"}, Attesters: []string{"test-attester"}},
+		{ClientID: secretClientID, TokenEndpointAuthMethod: config.AuthMethodClientSecretBasic, GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}, ClientSecret: secretValue},
+		{ClientID: webClientID, TokenEndpointAuthMethod: config.AuthMethodNone, GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"read"}, RedirectURIs: []string{webRedirect}},
+	}
+	cfg.Users = []config.User{{Username: "alice", PasswordHash: aliceHash}}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	env.Config = &cfg
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var logOut io.Writer = io.Discard
+	if os.Getenv("AUTHZ_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := storage.Open(ctx, storage.Options{Driver: "sqlite", DSN: cfg.Database.DSN, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.Store = st
+	srv, err := server.New(ctx, &cfg, st, log)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		st.Close()
+	})
+	return env
+}
+
+// sign makes a compact JWS with the given typ and extra header fields.
+func sign(t *testing.T, key any, alg jose.SignatureAlgorithm, typ string, hdr map[jose.HeaderKey]any, claims any) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
+	for k, v := range hdr {
+		opts = opts.WithHeader(k, v)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// attestation signs a Client Attestation JWT (ABCA-09 §4) for clientID binding instance.
+func (e *testEnv) attestation(clientID string, instance *ecdsa.PrivateKey) string {
+	now := time.Now()
+	return sign(e.t, e.Attester, jose.ES256, "oauth-client-attestation+jwt", map[jose.HeaderKey]any{"kid": testAttesterKID}, map[string]any{
+		"sub": clientID, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"cnf": map[string]any{"jwk": jose.JSONWebKey{Key: instance.Public()}},
+	})
+}
+
+// pop signs a Client Attestation PoP JWT (ABCA-09 §5.1) for aud with an optional challenge.
+func (e *testEnv) pop(instance *ecdsa.PrivateKey, challenge string) string {
+	claims := map[string]any{"aud": e.URL, "jti": randomString(e.t), "iat": time.Now().Unix()}
+	if challenge != "" {
+		claims["challenge"] = challenge
+	}
+	return sign(e.t, instance, jose.ES256, "oauth-client-attestation-pop+jwt", nil, claims)
+}
+
+// dpopProof signs an RFC 9449 proof for method and the server's path.
+func (e *testEnv) dpopProof(key *ecdsa.PrivateKey, method, path, nonce, accessToken string) string {
+	claims := map[string]any{"jti": randomString(e.t), "htm": method, "htu": e.URL + path, "iat": time.Now().Unix()}
+	if nonce != "" {
+		claims["nonce"] = nonce
+	}
+	if accessToken != "" {
+		claims["ath"] = athOf(accessToken)
+	}
+	return sign(e.t, key, jose.ES256, "dpop+jwt", map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: key.Public()}}, claims)
+}
+
+func randomString(t *testing.T) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// tokenResponse is a decoded token-endpoint (or error) response.
+type tokenResponse struct {
+	Status       int
+	Header       http.Header
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	RefreshToken string `json:"refresh_token"`
+	Scope        string `json:"scope"`
+	Error        string `json:"error"`
+	Description  string `json:"error_description"`
+}
+
+// post sends a form with headers and decodes the JSON answer.
+func (e *testEnv) post(path string, form url.Values, headers map[string]string) tokenResponse {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return e.do(req)
+}
+
+func (e *testEnv) do(req *http.Request) tokenResponse {
+	e.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	tr := tokenResponse{Status: resp.StatusCode, Header: resp.Header}
+	if len(body) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(body, &tr); err != nil {
+			e.t.Fatalf("decode %s: %v", body, err)
+		}
+	}
+	return tr
+}
+
+// attestedHeaders returns the two attestation headers for clientID with a fresh PoP.
+func (e *testEnv) attestedHeaders(clientID string, instance *ecdsa.PrivateKey, challenge string) map[string]string {
+	return map[string]string{
+		"OAuth-Client-Attestation":     e.attestation(clientID, instance),
+		"OAuth-Client-Attestation-PoP": e.pop(instance, challenge),
+	}
+}
+
+// decisions returns the audit records, newest first.
+func (e *testEnv) decisions() []storage.Decision {
+	e.t.Helper()
+	list, err := e.Store.ListDecisions(context.Background(), storage.DecisionFilter{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return list
+}
+
+// jwtClaims decodes a JWT's payload without verifying it (the tests verify with /jwks.json where it matters).
+func jwtClaims(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func thumbprint(t *testing.T, k *ecdsa.PrivateKey) string {
+	t.Helper()
+	tp, err := (&jose.JSONWebKey{Key: k.Public()}).Thumbprint(cryptoSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(tp)
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/labstack/echo/v4"
+	"github.com/ory/fosite"
+
+	"github.com/authz/authz/storage"
+)
+
+// handlePAR is the pushed authorization request endpoint (RFC 9126 §2). Client authentication
+// (attestation included, ABCA-09 §7.1 step 7: client_id must equal the attestation sub) runs in
+// our strategy; fosite would re-wrap its errors as invalid_client (fosite.md §1.4), so errors are
+// written from the outcome.
+func (s *Server) handlePAR(c echo.Context) error {
+	r, rw := c.Request(), c.Response()
+	ctx, out := withOutcome(r.Context(), "/oauth2/par")
+	if plainDPoP(r.Header) {
+		proof, err := s.verifyPlainDPoP(r, "")
+		if err != nil {
+			s.writeOAuthError(rw, r, out, err)
+			return nil
+		}
+		out.dpopProof = proof
+		// RFC 9449 §10.1: a proof at PAR binds the code to its key; a dpop_jkt sent beside it
+		// must name the same key.
+		if err := r.ParseForm(); err != nil {
+			s.writeOAuthError(rw, r, out, fosite.ErrInvalidRequest.WithHint("The request body must be a form.").WithWrap(err))
+			return nil
+		}
+		if jkt := r.Form.Get("dpop_jkt"); jkt != "" && !equalJKT(jkt, proof.JKT) {
+			s.writeOAuthError(rw, r, out, invalidDPoPProof(errors.New("dpop_jkt does not match the DPoP proof key")))
+			return nil
+		}
+		r.Form.Set("dpop_jkt", proof.JKT)
+		r.PostForm.Set("dpop_jkt", proof.JKT)
+	}
+	ar, err := s.provider.NewPushedAuthorizeRequest(ctx, r)
+	if err != nil {
+		s.recordDecision(ctx, out, nil)
+		s.writeOAuthError(rw, r, out, err)
+		return nil
+	}
+	var resp fosite.PushedAuthorizeResponder
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.commitGrant(ctx, out, ""); err != nil {
+			return err
+		}
+		var err error
+		resp, err = s.provider.NewPushedAuthorizeResponse(ctx, ar, storage.NewSession())
+		return err
+	})
+	if err != nil {
+		var replay *replayError
+		if errors.As(err, &replay) && !replay.dpop {
+			out.authErr = replay
+		}
+		s.recordDecision(ctx, out, nil)
+		s.writeOAuthError(rw, r, out, err)
+		return nil
+	}
+	if s.verifier.ChallengesEnabled() {
+		s.setChallengeHeaders(rw, combinedMode(out))
+	}
+	rw.Header().Set("Cache-Control", "no-store")
+	s.provider.WritePushedAuthorizeResponse(ctx, rw, ar, resp)
+	return nil
+}

@@ -1,0 +1,126 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// maxBodyBytes bounds every request body (forms, JSON); fosite itself parses at most 1 MiB.
+const maxBodyBytes = "1M"
+
+// routes is the one route table of interface.md "HTTP endpoints".
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.httpError
+	e.Use(middleware.BodyLimit(maxBodyBytes))
+	e.Use(s.requestContext)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.ErrorContext(c.Request().Context(), "panic recovered", "error", err, "stack", string(stack))
+			return err
+		},
+	}))
+
+	e.GET("/.well-known/oauth-authorization-server", s.handleMetadata)
+	e.GET("/jwks.json", s.handleJWKS)
+	limited := []echo.MiddlewareFunc{s.cors, s.rateLimit}
+	backChannel := []echo.MiddlewareFunc{s.cors}
+	e.POST("/oauth2/token", s.handleToken, limited...)
+	e.POST("/oauth2/par", s.handlePAR, limited...)
+	e.POST("/oauth2/challenge", s.handleChallenge, limited...)
+	e.POST("/oauth2/introspect", s.handleIntrospect, backChannel...)
+	e.POST("/oauth2/revoke", s.handleRevoke, backChannel...)
+	for _, p := range []string{"/oauth2/token", "/oauth2/par", "/oauth2/challenge", "/oauth2/introspect", "/oauth2/revoke"} {
+		e.OPTIONS(p, func(echo.Context) error { return nil }, backChannel...)
+	}
+	e.GET("/oauth2/challenge", methodNotAllowed(http.MethodPost))
+	e.GET("/oauth2/authorize", s.handleAuthorize)
+	e.POST("/oauth2/authorize", s.handleAuthorize)
+	e.GET("/healthz", s.handleHealth)
+	e.GET("/readyz", s.handleReady)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	s.mountAdmin(e)
+	return e
+}
+
+type requestIDKey struct{}
+
+// requestContext gives every request an id (X-Request-Id, echoed back), a logger carrying it,
+// security headers, and a metrics observation by route and status.
+func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		r := c.Request()
+		id := r.Header.Get(echo.HeaderXRequestID)
+		if id == "" || len(id) > 64 {
+			id = newRequestID()
+		}
+		h := c.Response().Header()
+		h.Set(echo.HeaderXRequestID, id)
+		h.Set("X-Content-Type-Options", "nosniff")
+		ctx := withLogAttrs(r.Context(), slog.String("request_id", id))
+		c.SetRequest(r.WithContext(ctx))
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		s.metrics.request(route, r.Method, status, time.Since(start))
+		s.log.DebugContext(ctx, "request", "method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
+		return nil
+	}
+}
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// httpError renders echo's own errors (404, 405, 413) as RFC 6749-style JSON.
+func (s *Server) httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, code := http.StatusInternalServerError, "server_error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+		switch status {
+		case http.StatusNotFound:
+			code = "not_found"
+		case http.StatusMethodNotAllowed:
+			code = "method_not_allowed"
+		case http.StatusRequestEntityTooLarge:
+			code = "invalid_request"
+		default:
+			if status < 500 {
+				code = "invalid_request"
+			}
+		}
+	}
+	if status >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "internal error", "path", c.Request().URL.Path, "error", err)
+	}
+	writeJSON(c.Response(), status, errorBody{Error: code, Description: http.StatusText(status)})
+}
+
+func methodNotAllowed(allow string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Allow", allow)
+		writeJSON(c.Response(), http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed", Description: "Use " + allow + "."})
+		return nil
+	}
+}

@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/authz/authz/storage"
+)
+
+// keyPublishDelay is how long a new signing key is published in /jwks.json before tokens are
+// signed with it, so resource servers that cache the key set (max-age 300) know it first.
+const keyPublishDelay = 5 * time.Minute
+
+// keyring is the jwt.Signer fosite uses for access tokens. fosite's DefaultSigner verifies with
+// the current key only (fosite.md §5), which breaks introspection after a rotation; the keyring
+// signs with the newest key that has been published for keyPublishDelay and verifies with the
+// key the token's kid names.
+type keyring struct {
+	mu      sync.RWMutex
+	keys    []storage.SigningKey // newest first
+	signers map[string]*jwt.DefaultSigner
+	delay   time.Duration
+	now     func() time.Time
+}
+
+var _ jwt.Signer = (*keyring)(nil)
+
+func newKeyring(keys []storage.SigningKey, delay time.Duration) (*keyring, error) {
+	k := &keyring{delay: delay, now: time.Now}
+	if err := k.set(keys); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// set replaces the key set (after a rotation seen in the database).
+func (k *keyring) set(keys []storage.SigningKey) error {
+	if len(keys) == 0 {
+		return errors.New("server: no signing key")
+	}
+	sorted := append([]storage.SigningKey(nil), keys...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].CreatedAt.After(sorted[j].CreatedAt) })
+	signers := make(map[string]*jwt.DefaultSigner, len(sorted))
+	for _, key := range sorted {
+		if key.Private == nil || key.KID == "" {
+			return fmt.Errorf("server: signing key %q is incomplete", key.KID)
+		}
+		jwk := &josev3.JSONWebKey{Key: key.Private, KeyID: key.KID, Algorithm: key.Alg, Use: "sig"}
+		signers[key.KID] = &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (interface{}, error) { return jwk, nil }}
+	}
+	k.mu.Lock()
+	k.keys, k.signers = sorted, signers
+	k.mu.Unlock()
+	return nil
+}
+
+// published returns every key to publish in /jwks.json.
+func (k *keyring) published() []storage.SigningKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return append([]storage.SigningKey(nil), k.keys...)
+}
+
+// current is the signing key: the newest one published for at least the delay, or, right after
+// the very first start, the only one there is.
+func (k *keyring) current() *jwt.DefaultSigner {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	cutoff := k.now().Add(-k.delay)
+	for _, key := range k.keys {
+		if !key.CreatedAt.After(cutoff) {
+			return k.signers[key.KID]
+		}
+	}
+	return k.signers[k.keys[len(k.keys)-1].KID]
+}
+
+// forToken picks the verification key by the token's kid.
+func (k *keyring) forToken(token string) (*jwt.DefaultSigner, error) {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok || len(head) > 4096 {
+		return nil, errors.New("server: not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return nil, fmt.Errorf("server: JWT header: %w", err)
+	}
+	var h struct {
+		KID string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, fmt.Errorf("server: JWT header: %w", err)
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	s, ok := k.signers[h.KID]
+	if !ok {
+		return nil, errors.New("server: unknown signing key id")
+	}
+	return s, nil
+}
+
+func (k *keyring) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
+	return k.current().Generate(ctx, claims, header)
+}
+
+func (k *keyring) Validate(ctx context.Context, token string) (string, error) {
+	s, err := k.forToken(token)
+	if err != nil {
+		return "", err
+	}
+	return s.Validate(ctx, token)
+}
+
+func (k *keyring) Decode(ctx context.Context, token string) (*jwt.Token, error) {
+	s, err := k.forToken(token)
+	if err != nil {
+		return nil, err
+	}
+	return s.Decode(ctx, token)
+}
+
+func (k *keyring) Hash(ctx context.Context, in []byte) ([]byte, error) {
+	return k.current().Hash(ctx, in)
+}
+
+func (k *keyring) GetSignature(ctx context.Context, token string) (string, error) {
+	return k.current().GetSignature(ctx, token)
+}
+
+func (k *keyring) GetSigningMethodLength(ctx context.Context) int {
+	return k.current().GetSigningMethodLength(ctx)
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/authz/authz/clientauth"
+	"github.com/authz/authz/storage"
+)
+
+func isAttestationMethod(m string) bool {
+	return m == clientauth.AuthMethodAttestJWT || m == clientauth.AuthMethodAttestJWTDPoP
+}
+
+// claimedClientID is the client a request claims to be, before anything is verified: the
+// client_id parameter, else the HTTP Basic user, else the attestation's unverified sub.
+func claimedClientID(r *http.Request, form url.Values) string {
+	if id := form.Get("client_id"); id != "" {
+		return id
+	}
+	if user, _, ok := r.BasicAuth(); ok {
+		if u, err := url.QueryUnescape(user); err == nil && u != "" {
+			return u
+		}
+	}
+	if assertion := form.Get("client_assertion"); assertion != "" {
+		return "" // fosite's private_key_jwt path resolves the client from the assertion itself
+	}
+	return clientauth.ClaimedClientID(r.Header)
+}
+
+// otherCredentials reports whether the request carries a client credential besides attestation
+// (RFC 6749 §2.3: a client must not use more than one authentication method per request).
+func otherCredentials(r *http.Request, form url.Values) bool {
+	return r.Header.Get("Authorization") != "" || form.Has("client_secret") ||
+		form.Has("client_assertion") || form.Has("client_assertion_type")
+}
+
+// authenticateClient is authz's fosite.ClientAuthenticationStrategy. It routes by the client's
+// registered token_endpoint_auth_method (profile §1): attestation methods are verified by
+// clientauth (ABCA-09 §7.1–§7.3, §7.5); every other method goes to fosite's default strategy, and
+// attestation headers sent alongside are verified as an additional signal (ABCA-09 §7.6).
+// The findings go into the request's outcome for the audit record and the response headers.
+func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	out := outcomeFrom(ctx)
+	if out == nil { // a fosite path we do not route through our handlers: be strict
+		ctx, out = withOutcome(ctx, r.URL.Path)
+	}
+	hasAttestation := clientauth.HasAttestation(r.Header)
+	id := claimedClientID(r, form)
+	out.claimedClientID = id
+
+	var client *storage.Client
+	if id != "" {
+		c, err := s.store.GetClientRecord(ctx, id)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+		case err != nil:
+			return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+		default:
+			client = withAudience(c, s.defaultAudience())
+		}
+	}
+	out.client = client
+	if client == nil {
+		if hasAttestation {
+			out.auditDue = true
+			if err := clientauth.CheckHeaderShape(r.Header); err != nil {
+				out.authErr = err
+			} else {
+				out.authErr = fmt.Errorf("%w: client %q is not registered", clientauth.ErrUnknownClient, id)
+			}
+			return nil, clientauth.ToRFC6749(out.authErr, false)
+		}
+		return s.defaultAuth(ctx, r, form)
+	}
+
+	method := client.TokenEndpointAuthMethod
+	if isAttestationMethod(method) {
+		out.auditDue = true
+		if otherCredentials(r, form) {
+			out.authErr = fmt.Errorf("%w: attestation and another client credential in one request", clientauth.ErrTwoMethods)
+			return nil, clientauth.ToRFC6749(out.authErr, false)
+		}
+		if err := s.verifyAttestation(ctx, r, form, client, method, out); err != nil {
+			return nil, clientauth.ToRFC6749(err, false)
+		}
+		return client, nil
+	}
+
+	// Another method authenticates; attestation, if sent or required, is an additional signal.
+	if hasAttestation || client.RequireAttestation {
+		out.auditDue = true
+		out.asSignal = true
+	}
+	c, err := s.defaultAuth(ctx, r, form)
+	if err != nil {
+		return nil, err
+	}
+	if !out.asSignal {
+		return c, nil
+	}
+	if !hasAttestation {
+		out.authErr = fmt.Errorf("%w: client %q must send attestation headers", clientauth.ErrAttestationRequired, client.ID)
+		return nil, clientauth.ToRFC6749(out.authErr, true)
+	}
+	if err := s.verifyAttestation(ctx, r, form, client, clientauth.AuthMethodAttestJWT, out); err != nil {
+		return nil, clientauth.ToRFC6749(err, true)
+	}
+	return c, nil
+}
+
+// defaultAuth runs fosite's own strategy (never AuthenticateClient: that would recurse).
+// A replayed private_key_jwt assertion is a failed client authentication (RFC 7523 §3, RFC 6749
+// §5.2 invalid_client), not fosite's own "jti_known" code.
+func (s *Server) defaultAuth(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	c, err := s.provider.DefaultClientAuthenticationStrategy(ctx, r, form)
+	if errors.Is(err, fosite.ErrJTIKnown) {
+		return nil, fosite.ErrInvalidClient.WithHint("The client assertion was already used.").WithWrap(err)
+	}
+	// fosite passes an invalid assertion's JWT validation error through as a bare error such
+	// as "Token is expired" (client_authentication.go), which would become a 500.
+	var rfc *fosite.RFC6749Error
+	if err != nil && !errors.As(err, &rfc) {
+		return nil, fosite.ErrInvalidClient.WithHint("The client assertion is invalid (expired, not yet valid, or badly signed).").WithWrap(err)
+	}
+	return c, err
+}
+
+// verifyAttestation runs the verifier for client with the given (registered or signal) method.
+func (s *Server) verifyAttestation(ctx context.Context, r *http.Request, form url.Values, client *storage.Client, method string, out *outcome) error {
+	res, err := s.verifier.Authenticate(ctx, clientauth.Request{
+		Header:   r.Header,
+		Method:   r.Method,
+		URL:      s.endpointURL(r.URL.Path),
+		ClientID: form.Get("client_id"),
+	}, clientauth.ClientPolicy{
+		ClientID:         client.ID,
+		AuthMethod:       method,
+		AllowedAttesters: client.Attesters,
+		Revoked:          s.trust.isRevoked,
+	})
+	out.attestation = res
+	if err != nil {
+		out.authErr = err
+		return err
+	}
+	if out.replayNow {
+		for _, e := range res.Replay {
+			if err := s.store.MarkReplay(ctx, e.Key, e.ExpiresAt); err != nil {
+				if errors.Is(err, storage.ErrReplayed) {
+					out.authErr = errors.Join(clientauth.ErrReplay, err)
+					return out.authErr
+				}
+				return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+			}
+		}
+	}
+	return nil
+}
+
+// endpointURL is the absolute URL of path under the issuer: DPoP htu is compared with it, never
+// with the Host a request arrived on (profile §8 "Replicas").
+func (s *Server) endpointURL(path string) string {
+	return strings.TrimSuffix(s.cfg.Issuer, "/") + path
+}

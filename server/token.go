@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/ory/fosite"
+
+	"github.com/authz/authz/clientauth"
+	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/storage"
+)
+
+var errDPoPReplay = errors.New("dpop: proof jti already used")
+
+// handleToken is the token endpoint (RFC 6749 §3.2). Order: client authentication and grant
+// validation by fosite (our strategy verifies attestation), then one transaction with the replay
+// keys, the token rows and the audit decision (profile §5, §7), then the response with a fresh
+// challenge when challenges are enabled (profile §5).
+func (s *Server) handleToken(c echo.Context) error {
+	r, rw := c.Request(), c.Response()
+	ctx, out := withOutcome(r.Context(), "/oauth2/token")
+
+	if plainDPoP(r.Header) {
+		proof, err := s.verifyPlainDPoP(r, "")
+		if err != nil {
+			s.writeOAuthError(rw, r, out, err)
+			return nil
+		}
+		out.dpopProof = proof
+	}
+
+	ar, err := s.provider.NewAccessRequest(ctx, r, storage.NewSession())
+	if err != nil {
+		s.recordDecision(ctx, out, nil)
+		s.metrics.token(grantOf(ar), methodOf(out), "error")
+		s.writeOAuthError(rw, r, out, err)
+		return nil
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// fosite validated the requested scopes and audiences against the client but grants
+		// nothing itself (fosite.md §5).
+		for _, scope := range ar.GetRequestedScopes() {
+			ar.GrantScope(scope)
+		}
+		for _, aud := range ar.GetRequestedAudience() {
+			ar.GrantAudience(aud)
+		}
+	}
+
+	var resp fosite.AccessResponder
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.commitGrant(ctx, out, ar.GetID()); err != nil {
+			return err
+		}
+		var err error
+		resp, err = s.provider.NewAccessResponse(ctx, ar)
+		return err
+	})
+	if err != nil {
+		var replay *replayError
+		if errors.As(err, &replay) {
+			if replay.dpop {
+				err = fmt.Errorf("%w: %w", dpop.ErrInvalid, replay)
+				s.recordDecision(ctx, out, nil)
+				s.writeOAuthError(rw, r, out, invalidDPoPProof(err))
+				return nil
+			}
+			out.authErr = replay
+			s.recordDecision(ctx, out, replay)
+		} else {
+			s.recordDecision(ctx, out, nil)
+		}
+		s.metrics.token(grantOf(ar), methodOf(out), "error")
+		s.writeOAuthError(rw, r, out, err)
+		return nil
+	}
+	s.metrics.token(grantOf(ar), methodOf(out), "issued")
+	if out.auditDue {
+		s.metrics.decision(decisionAccepted, "ok")
+	}
+	s.log.InfoContext(ctx, "token issued", "client_id", ar.GetClient().GetID(), "grant_type", grantOf(ar),
+		"grant_id", ar.GetID(), "attester", attesterOf(out), "instance_jkt", instanceOf(out), "dpop_bound", dpopJKT(out) != "")
+	if s.verifier.ChallengesEnabled() {
+		s.setChallengeHeaders(rw, combinedMode(out))
+	}
+	s.provider.WriteAccessResponse(ctx, rw, ar, resp)
+	return nil
+}
+
+// plainDPoP reports whether a DPoP header is an ordinary RFC 9449 proof rather than the
+// attestation proof of combined mode (profile §1: a PoP header means normal mode and the DPoP
+// proof is plain; no attestation at all means plain DPoP).
+func plainDPoP(h http.Header) bool {
+	if len(h.Values(dpop.Header)) == 0 {
+		return false
+	}
+	return len(h.Values(clientauth.HeaderClientAttestationPoP)) > 0 || len(h.Values(clientauth.HeaderClientAttestation)) == 0
+}
+
+// verifyPlainDPoP checks an RFC 9449 §4.3 proof for this request; accessToken is set at
+// resource-style uses (ath).
+func (s *Server) verifyPlainDPoP(r *http.Request, accessToken string) (*dpop.Proof, error) {
+	raw, err := dpop.ExtractHeader(r.Header, s.maxTokenBytes())
+	if err != nil {
+		if errors.Is(err, dpop.ErrMultiple) || errors.Is(err, dpop.ErrTooLarge) {
+			return nil, fosite.ErrInvalidRequest.WithHint("Send exactly one DPoP header of at most 16 KiB.").WithWrap(err)
+		}
+		return nil, invalidDPoPProof(err)
+	}
+	proof, err := dpop.Verify(raw, dpop.Expect{Method: r.Method, URL: s.endpointURL(r.URL.Path), AccessToken: accessToken}, s.dpopConfig())
+	if err != nil {
+		return nil, invalidDPoPProof(err)
+	}
+	return proof, nil
+}
+
+func invalidDPoPProof(err error) *fosite.RFC6749Error {
+	return (&fosite.RFC6749Error{
+		ErrorField:       "invalid_dpop_proof",
+		DescriptionField: "The DPoP proof is invalid (RFC 9449 §4.3).",
+		CodeField:        http.StatusBadRequest,
+	}).WithWrap(err).WithDebug(err.Error())
+}
+
+func (s *Server) dpopConfig() dpop.Config {
+	return dpop.Config{
+		Algorithms: s.verifier.DPoPAlgorithms(),
+		MaxAge:     s.cfg.Attestation.PoPMaxAge,
+		ClockSkew:  s.cfg.Attestation.ClockSkew,
+		MaxBytes:   s.maxTokenBytes(),
+	}
+}
+
+// dpopReplayExpiry keeps a DPoP jti until its iat can no longer pass the window.
+func (s *Server) dpopReplayExpiry(iat time.Time) time.Time {
+	exp := iat.Add(s.cfg.Attestation.PoPMaxAge + 2*s.cfg.Attestation.ClockSkew)
+	if min := time.Now().Add(s.cfg.Attestation.ClockSkew); exp.Before(min) {
+		exp = min
+	}
+	return exp
+}
+
+func (s *Server) maxTokenBytes() int { return 16 << 10 }
+
+func grantOf(ar fosite.AccessRequester) string {
+	if ar == nil || len(ar.GetGrantTypes()) != 1 {
+		return "unknown"
+	}
+	return ar.GetGrantTypes()[0]
+}
+
+func methodOf(out *outcome) string {
+	if out == nil || out.client == nil {
+		return "unknown"
+	}
+	return out.client.TokenEndpointAuthMethod
+}
+
+func attesterOf(out *outcome) string {
+	if out.verified() {
+		return out.attestation.Attester
+	}
+	return ""
+}
+
+func instanceOf(out *outcome) string {
+	if out.verified() {
+		return out.attestation.InstanceJKT
+	}
+	return ""
+}
