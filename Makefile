@@ -11,7 +11,9 @@ FUZZERS := \
 	FuzzVerifyAttestation:./clientauth \
 	FuzzVerifyPoP:./clientauth \
 	FuzzVerify:./dpop \
-	FuzzExtractHeader:./dpop
+	FuzzExtractHeader:./dpop \
+	FuzzRenderConsent:./templates \
+	FuzzHandlerAttest:./devattester
 
 .PHONY: run build test test-go lint fuzz fuzz-short bench clean
 

@@ -345,7 +345,7 @@ func TestMetadataAndJWKS(t *testing.T) {
 			t.Fatal("jwks publishes a private key")
 		}
 	}
-	jws, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(tok.AccessToken, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}

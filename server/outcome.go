@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"sync"
 
 	"github.com/authz/authz/clientauth"
 	"github.com/authz/authz/dpop"
@@ -14,8 +13,6 @@ import (
 // strategy cannot return anything but a client (fosite.md §1.3); handlers read it afterwards to
 // write the audit record, the replay keys and the response headers.
 type outcome struct {
-	mu sync.Mutex
-
 	endpoint string
 	// claimedClientID is the client the request claimed (client_id parameter, else attestation sub).
 	claimedClientID string

@@ -17,13 +17,15 @@ import (
 func (s *Server) handlePAR(c echo.Context) error {
 	r, rw := c.Request(), c.Response()
 	ctx, out := withOutcome(r.Context(), "/oauth2/par")
+	var dpopErr error
 	if plainDPoP(r.Header) {
 		proof, err := s.verifyPlainDPoP(r, "")
 		if err != nil {
-			s.writeOAuthError(rw, r, out, err)
-			return nil
+			dpopErr = err
 		}
 		out.dpopProof = proof
+	}
+	if proof := out.dpopProof; proof != nil {
 		// RFC 9449 §10.1: a proof at PAR binds the code to its key; a dpop_jkt sent beside it
 		// must name the same key.
 		if err := r.ParseForm(); err != nil {
@@ -38,6 +40,11 @@ func (s *Server) handlePAR(c echo.Context) error {
 		r.PostForm.Set("dpop_jkt", proof.JKT)
 	}
 	ar, err := s.provider.NewPushedAuthorizeRequest(ctx, r)
+	if dpopErr != nil {
+		s.recordDecision(ctx, out, nil)
+		s.writeOAuthError(rw, r, out, dpopErr)
+		return nil
+	}
 	if err != nil {
 		s.recordDecision(ctx, out, nil)
 		s.writeOAuthError(rw, r, out, err)

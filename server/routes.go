@@ -51,8 +51,6 @@ func (s *Server) routes() *echo.Echo {
 	return e
 }
 
-type requestIDKey struct{}
-
 // requestContext gives every request an id (X-Request-Id, echoed back), a logger carrying it,
 // security headers, and a metrics observation by route and status.
 func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {

@@ -25,16 +25,22 @@ func (s *Server) handleToken(c echo.Context) error {
 	r, rw := c.Request(), c.Response()
 	ctx, out := withOutcome(r.Context(), "/oauth2/token")
 
+	// A plain DPoP proof is checked first, but its error is answered only after client
+	// authentication ran, so an attested client's request still gets its audit record.
+	// NewAccessRequest has no side effects for the grants served (codes and refresh tokens are
+	// consumed in NewAccessResponse).
+	var dpopErr error
 	if plainDPoP(r.Header) {
-		proof, err := s.verifyPlainDPoP(r, "")
-		if err != nil {
-			s.writeOAuthError(rw, r, out, err)
-			return nil
-		}
-		out.dpopProof = proof
+		out.dpopProof, dpopErr = s.verifyPlainDPoP(r, "")
 	}
 
 	ar, err := s.provider.NewAccessRequest(ctx, r, storage.NewSession())
+	if dpopErr != nil {
+		s.recordDecision(ctx, out, nil)
+		s.metrics.token(grantOf(ar), methodOf(out), "error")
+		s.writeOAuthError(rw, r, out, dpopErr)
+		return nil
+	}
 	if err != nil {
 		s.recordDecision(ctx, out, nil)
 		s.metrics.token(grantOf(ar), methodOf(out), "error")
