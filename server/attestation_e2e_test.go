@@ -283,35 +283,30 @@ func TestAttestation_PAR_CodeFlow_RefreshBinding(t *testing.T) {
 			GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"read"}, RedirectURIs: []string{webRedirect}})
 	})
 	form := url.Values{"client_id": {"agent-web"}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"}, "state": {randomString(t)}}
-	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/par", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for k, v := range env.attestedHeaders("agent-web", env.Instance, "") {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var par struct {
-		RequestURI string `json:"request_uri"`
-		ExpiresIn  int    `json:"expires_in"`
-		Error      string `json:"error"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&par)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || par.RequestURI == "" {
-		t.Fatalf("PAR: %d %+v", resp.StatusCode, par)
-	}
+	par := pushAttested(t, env, form)
 	// PAR without attestation is refused for an attested client.
 	if r := env.post("/oauth2/par", form, nil); r.Status != 401 || r.Error != "invalid_client" {
 		t.Fatalf("PAR without attestation: %d %q", r.Status, r.Error)
 	}
 
-	cb := browserLogin(t, env, env.URL+"/oauth2/authorize?"+url.Values{"client_id": {"agent-web"}, "request_uri": {par.RequestURI}}.Encode())
+	cb := browserLogin(t, env, env.URL+"/oauth2/authorize?"+url.Values{"client_id": {"agent-web"}, "request_uri": {par}}.Encode())
 	code := cb.Query().Get("code")
 	if code == "" {
 		t.Fatalf("callback = %v", cb)
 	}
+	// The consent page names the attester that vouched for the instance that pushed the request.
+	if !strings.Contains(env.lastConsent, "test-attester") || !strings.Contains(env.lastConsent, thumbprint(t, env.Instance)[len(thumbprint(t, env.Instance))-4:]) {
+		t.Fatalf("consent page does not name the attester and key:\n%s", env.lastConsent)
+	}
+	// The code is bound to the pushing instance: another attested instance cannot redeem it.
+	if r := env.post("/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}},
+		env.attestedHeaders("agent-web", newECKey(t), "")); r.Status != 400 || r.Error != "invalid_grant" {
+		t.Fatalf("code redeemed by another instance: %d %q", r.Status, r.Error)
+	}
+	// fosite invalidates a code on a failed redemption; run the flow again for the real exchange.
+	par = pushAttested(t, env, form)
+	cb = browserLogin(t, env, env.URL+"/oauth2/authorize?"+url.Values{"client_id": {"agent-web"}, "request_uri": {par}}.Encode())
+	code = cb.Query().Get("code")
 	tok := env.post("/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}},
 		env.attestedHeaders("agent-web", env.Instance, ""))
 	if tok.Status != 200 || tok.RefreshToken == "" {
@@ -390,4 +385,33 @@ func TestAttestation_AttesterAddedAtRuntime(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// pushAttested pushes an authorization request with attestation (RFC 9126) and returns the
+// request_uri.
+func pushAttested(t *testing.T, env *testEnv, form url.Values) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/par", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range env.attestedHeaders("agent-web", env.Instance, "") {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var par struct {
+		RequestURI string `json:"request_uri"`
+		ExpiresIn  int    `json:"expires_in"`
+		Error      string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&par)
+	if resp.StatusCode != 201 || par.RequestURI == "" || par.ExpiresIn <= 0 {
+		t.Fatalf("PAR: %d %+v", resp.StatusCode, par)
+	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("PAR Cache-Control = %q", resp.Header.Get("Cache-Control"))
+	}
+	return par.RequestURI
 }

@@ -86,11 +86,16 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 				Action: action, ClientID: client.ID, ClientDescription: client.Description, CSRF: csrf,
 			})
 		}
-		return templates.RenderConsent(rw, templates.ConsentData{
+		data := templates.ConsentData{
 			Action: action, ClientID: client.ID, ClientDescription: client.Description, Username: user,
 			Scopes: ar.GetRequestedScopes(), Attested: isAttestationMethod(client.TokenEndpointAuthMethod),
 			AttestationMethodNote: isAttestationMethod(client.TokenEndpointAuthMethod), CSRF: csrf,
-		})
+		}
+		if pushed := pushedEvidence(ar); pushed != nil {
+			data.Attested, data.AttestationMethodNote = true, false
+			data.Attestation = &templates.AttestationInfo{Attester: pushed.Attester, KeyHint: keyHint(pushed.InstanceJKT)}
+		}
+		return templates.RenderConsent(rw, data)
 	}
 
 	if user == "" {
@@ -114,6 +119,10 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	}
 	sess := storage.NewSession()
 	sess.Subject, sess.Username = user, user
+	if pushed := pushedEvidence(ar); pushed != nil {
+		// Bind the code to the instance that pushed the request (checked at the token endpoint).
+		sess.InstanceJKT, sess.Attester, sess.PoPMethod = pushed.InstanceJKT, pushed.Attester, pushed.PoPMethod
+	}
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		s.provider.WriteAuthorizeError(ctx, rw, ar, err)
@@ -228,4 +237,22 @@ func requirePKCE(ar fosite.AuthorizeRequester, client *storage.Client) error {
 		return fosite.ErrInvalidRequest.WithHint("Public clients must use PKCE with S256 (code_challenge).")
 	}
 	return nil
+}
+
+// pushedEvidence returns the attestation evidence recorded when the request was pushed (PAR
+// with attestation), or nil.
+func pushedEvidence(ar fosite.AuthorizeRequester) *storage.Session {
+	sess, ok := ar.GetSession().(*storage.Session)
+	if !ok || sess == nil || sess.InstanceJKT == "" {
+		return nil
+	}
+	return sess
+}
+
+// keyHint is the last four characters of a thumbprint, enough for a person to compare.
+func keyHint(jkt string) string {
+	if len(jkt) <= 4 {
+		return jkt
+	}
+	return jkt[len(jkt)-4:]
 }

@@ -40,6 +40,9 @@ func (b *bindingHandler) CanHandleTokenEndpointRequest(_ context.Context, req fo
 
 func (b *bindingHandler) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
 	if req.GetGrantTypes().ExactOne("authorization_code") {
+		if err := b.checkInstanceBinding(ctx, req, "authorization code"); err != nil {
+			return err
+		}
 		return b.checkCodeBinding(ctx, req)
 	}
 	if !req.GetGrantTypes().ExactOne("refresh_token") {
@@ -49,15 +52,10 @@ func (b *bindingHandler) HandleTokenEndpointRequest(ctx context.Context, req fos
 	if !ok {
 		return fosite.ErrServerError.WithDebug("unexpected session type")
 	}
-	out := outcomeFrom(ctx)
-	if sess.InstanceJKT != "" {
-		if !out.verified() {
-			return fosite.ErrInvalidGrant.WithHint("This refresh token is bound to an attested client instance; the request must authenticate with attestation.")
-		}
-		if !equalJKT(out.attestation.InstanceJKT, sess.InstanceJKT) {
-			return fosite.ErrInvalidGrant.WithHint("This refresh token is bound to a different client instance key.")
-		}
+	if err := b.checkInstanceBinding(ctx, req, "refresh token"); err != nil {
+		return err
 	}
+	out := outcomeFrom(ctx)
 	if sess.DPoPJKT != "" && req.GetClient().IsPublic() {
 		if !equalJKT(dpopJKT(out), sess.DPoPJKT) {
 			return fosite.ErrInvalidGrant.WithHint("This refresh token is bound to a different DPoP key.")
@@ -90,6 +88,24 @@ func (b *bindingHandler) checkCodeBinding(ctx context.Context, req fosite.Access
 	}
 	if !equalJKT(dpopJKT(outcomeFrom(ctx)), want) {
 		return fosite.ErrInvalidGrant.WithHint("This authorization code is bound to a DPoP key (dpop_jkt); present a DPoP proof signed by that key.")
+	}
+	return nil
+}
+
+// checkInstanceBinding implements ABCA-09 §9.3 for refresh tokens (and, as -10 recommends, for
+// codes pushed by an attested instance): the stored session names an instance key, so the
+// request must authenticate with attestation for the same key.
+func (b *bindingHandler) checkInstanceBinding(ctx context.Context, req fosite.AccessRequester, what string) error {
+	sess, ok := req.GetSession().(*storage.Session)
+	if !ok || sess.InstanceJKT == "" {
+		return nil
+	}
+	out := outcomeFrom(ctx)
+	if !out.verified() {
+		return fosite.ErrInvalidGrant.WithHintf("This %s is bound to an attested client instance; the request must authenticate with attestation.", what)
+	}
+	if !equalJKT(out.attestation.InstanceJKT, sess.InstanceJKT) {
+		return fosite.ErrInvalidGrant.WithHintf("This %s is bound to a different client instance key.", what)
 	}
 	return nil
 }

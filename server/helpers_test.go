@@ -34,6 +34,8 @@ type testEnv struct {
 	Store    *storage.Store
 	Attester *ecdsa.PrivateKey // the "test-attester" signing key (kid test-attester-1)
 	Instance *ecdsa.PrivateKey // a Client Instance Key
+	// lastConsent is the HTML of the last consent page browserLogin saw.
+	lastConsent string
 }
 
 const (

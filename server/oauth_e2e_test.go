@@ -169,6 +169,7 @@ func browserLogin(t *testing.T, env *testEnv, authorizeURL string) *url.URL {
 		t.Fatalf("wrong password: %d, want 401", resp.StatusCode)
 	}
 	consent := get(browser.PostForm(authorizeURL, url.Values{"username": {"alice"}, "password": {"alice-password"}, "csrf": {m[1]}}))
+	env.lastConsent = consent
 	if !strings.Contains(consent, `value="allow"`) {
 		t.Fatalf("consent page without allow button:\n%s", consent)
 	}

@@ -56,7 +56,15 @@ func (s *Server) handlePAR(c echo.Context) error {
 			return err
 		}
 		var err error
-		resp, err = s.provider.NewPushedAuthorizeResponse(ctx, ar, storage.NewSession())
+		// The pushed request remembers which attested instance pushed it: the consent page
+		// names the attester, and the code is redeemable only by the same instance key.
+		sess := storage.NewSession()
+		if out.verified() {
+			sess.InstanceJKT = out.attestation.InstanceJKT
+			sess.Attester = out.attestation.Attester
+			sess.PoPMethod = out.attestation.PoPMethod
+		}
+		resp, err = s.provider.NewPushedAuthorizeResponse(ctx, ar, sess)
 		return err
 	})
 	if err != nil {
