@@ -2,13 +2,13 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 )
 
 // Decision is one audit record of an attestation outcome (profile §7). The JSON members are
-// exactly profile §7's; Time marshals as RFC 3339 in UTC. ID is the record's cursor for
-// DecisionFilter.BeforeID and is not part of the JSON.
+// exactly profile §7's. Time is stored and returned in UTC, so it marshals as RFC 3339 with "Z"
+// (there is deliberately no MarshalJSON: a struct embedding Decision would inherit it and lose
+// its own members). ID is the record's cursor for DecisionFilter.BeforeID, not part of the JSON.
 type Decision struct {
 	ID               int64     `json:"-"`
 	Time             time.Time `json:"time"`
@@ -24,14 +24,6 @@ type Decision struct {
 	Decision         string    `json:"decision"`
 	Reason           string    `json:"reason"`
 	TokenRequestID   string    `json:"token_request_id"`
-}
-
-// MarshalJSON writes the profile §7 members with time in UTC (RFC 3339, "Z").
-func (d Decision) MarshalJSON() ([]byte, error) {
-	type plain Decision
-	p := plain(d)
-	p.Time = p.Time.UTC()
-	return json.Marshal(p)
 }
 
 // DecisionFilter selects audit records for ListDecisions; zero fields do not filter.

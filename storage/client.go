@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -287,6 +286,3 @@ func decodeList(s string) ([]string, error) {
 	}
 	return v, nil
 }
-
-// errorsIsNotFound reports a miss (fosite.ErrNotFound, possibly wrapped).
-func errorsIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

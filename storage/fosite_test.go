@@ -198,6 +198,11 @@ func testFositeFlows(t *testing.T, b backend) {
 		if sess.InstanceJKT != "jkt-instance" || sess.Subject != "alice" {
 			t.Fatalf("introspected session = %+v", sess)
 		}
+		// fosite sets the token expiries on the live session and then hydrates the stored code
+		// session into it again (flow_authorize_code_token.go): hydration must merge, not reset.
+		checkLifespan(t, sess, fosite.AccessToken, time.Hour)
+		checkLifespan(t, sess, fosite.RefreshToken, 24*time.Hour)
+		e.checkStoredExpiry(at1, time.Hour)
 	})
 	t.Run("code_reuse_rejected", func(t *testing.T) {
 		_, _, err := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code},
@@ -231,6 +236,8 @@ func testFositeFlows(t *testing.T, b backend) {
 		if !ok || sess.InstanceJKT != "jkt-2" {
 			t.Fatalf("refreshed access token: active=%v session=%+v (Clone must keep *Session)", ok, sess)
 		}
+		checkLifespan(t, sess, fosite.AccessToken, time.Hour)
+		e.checkStoredExpiry(at3, time.Hour)
 	})
 	t.Run("refresh_reuse_revokes_grant", func(t *testing.T) {
 		if _, _, err := e.refresh(rt2); err == nil {
@@ -284,4 +291,29 @@ func testFositeFlows(t *testing.T, b backend) {
 			t.Fatalf("second use of a request_uri = %v, want invalid_request_uri", err)
 		}
 	})
+}
+
+// checkLifespan checks the session's expiry of tt is about lifespan from now.
+func checkLifespan(t *testing.T, sess *Session, tt fosite.TokenType, lifespan time.Duration) {
+	t.Helper()
+	exp := sess.GetExpiresAt(tt)
+	if d := time.Until(exp); d < lifespan-time.Minute || d > lifespan+time.Minute {
+		t.Fatalf("%s expires at %v (in %v), want in about %v", tt, exp, d, lifespan)
+	}
+}
+
+// checkStoredExpiry checks the access token's row carries its expiry (PruneExpired relies on it).
+func (e *fositeEnv) checkStoredExpiry(token string, lifespan time.Duration) {
+	e.t.Helper()
+	sig := token[strings.LastIndex(token, ".")+1:]
+	var m requestModel
+	if err := e.store.conn(bg()).Where("kind = ? AND signature = ?", kindAccess, hashSignature(sig)).Take(&m).Error; err != nil {
+		e.t.Fatalf("stored access token: %v", err)
+	}
+	if m.ExpiresAt == nil {
+		e.t.Fatal("stored access token has no expiry")
+	}
+	if d := time.Until(*m.ExpiresAt); d < lifespan-time.Minute || d > lifespan+time.Minute {
+		e.t.Fatalf("stored access token expires in %v, want about %v", d, lifespan)
+	}
 }

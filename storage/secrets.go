@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -67,7 +68,7 @@ var activeSlot = 1
 func (s *Store) EnsureSigningKey(ctx context.Context) (*SigningKey, error) {
 	if k, err := s.activeSigningKey(ctx); err == nil {
 		return k, nil
-	} else if !errorsIsNotFound(err) {
+	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -64,23 +64,20 @@ func (s *Session) Clone() fosite.Session {
 }
 
 // hydrateSession decodes a stored session INTO the caller's prototype and returns the session
-// the request will carry (fosite.md §3.3 item 1, fosite#256). A *Session prototype is reset
-// first, so stale map entries of the prototype do not survive; a nil prototype gets a fresh
-// NewSession(); any other session type is decoded into as it is.
+// the request will carry (fosite.md §3.3 item 1, fosite#256). Like Hydra's toRequest it is a
+// plain json.Unmarshal, so maps merge: fosite depends on it, because the code exchange sets the
+// access and refresh token expiries on the live session and then hydrates the stored code session
+// into it again (flow_authorize_code_token.go), which must not erase them. Struct fields present
+// in the stored JSON replace the prototype's; empty omitempty fields leave them. A nil prototype
+// gets a fresh NewSession().
 func hydrateSession(data string, proto fosite.Session) (fosite.Session, error) {
 	switch p := proto.(type) {
 	case nil:
-		s := NewSession()
-		if err := decodeSession(data, s); err != nil {
-			return nil, err
-		}
-		s.normalize()
-		return s, nil
+		return hydrateSession(data, NewSession())
 	case *Session:
 		if p == nil {
-			return hydrateSession(data, nil)
+			return hydrateSession(data, NewSession())
 		}
-		*p = Session{}
 		if err := decodeSession(data, p); err != nil {
 			return nil, err
 		}
