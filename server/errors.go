@@ -44,7 +44,12 @@ func (s *Server) writeOAuthError(rw http.ResponseWriter, r *http.Request, out *o
 	if status == 0 {
 		status = http.StatusBadRequest
 	}
-	if status >= 500 && s.databaseDown(r.Context()) {
+	if status >= 500 && errors.Is(err, fosite.ErrSerializationFailure) {
+		// A lost race on a one-time grant (two redemptions of one code): the grant is gone,
+		// which is invalid_grant, not a server fault.
+		rfc = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
+		status = rfc.CodeField
+	} else if status >= 500 && s.databaseDown(r.Context()) {
 		// Fail fast and say why: nothing was issued (the replay, token and audit rows commit
 		// together or not at all), and the client may retry.
 		rfc = fosite.ErrTemporarilyUnavailable.WithHint("The database is unavailable; retry later.").WithWrap(err)

@@ -385,3 +385,38 @@ func TestOperationalEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthorizationCode_ConcurrentRedemption(t *testing.T) {
+	env := newTestServer(t, nil)
+	verifier := oauth2.GenerateVerifier()
+	oc := &oauth2.Config{ClientID: webClientID, RedirectURL: webRedirect, Scopes: []string{"read"},
+		Endpoint: oauth2.Endpoint{AuthURL: env.URL + "/oauth2/authorize", TokenURL: env.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+	cb := browserLogin(t, env, oc.AuthCodeURL(randomString(t), oauth2.S256ChallengeOption(verifier)))
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {webRedirect},
+		"client_id": {webClientID}, "code_verifier": {verifier}}
+	statuses := make(chan int, 10)
+	for i := 0; i < 10; i++ {
+		go func() {
+			resp, err := http.PostForm(env.URL+"/oauth2/token", form)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	ok := 0
+	for i := 0; i < 10; i++ {
+		switch s := <-statuses; s {
+		case 200:
+			ok++
+		case 400:
+		default:
+			t.Errorf("status %d: a lost race must be a client error, never a server error", s)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of 10 concurrent redemptions of one code succeeded, want exactly 1", ok)
+	}
+}
