@@ -44,7 +44,7 @@ func (s *Server) writeOAuthError(rw http.ResponseWriter, r *http.Request, out *o
 	if status == 0 {
 		status = http.StatusBadRequest
 	}
-	if status >= 500 && errors.Is(err, fosite.ErrSerializationFailure) {
+	if status >= 500 && (errors.Is(err, fosite.ErrSerializationFailure) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)) {
 		// A lost race on a one-time grant (two redemptions of one code): the grant is gone,
 		// which is invalid_grant, not a server fault.
 		rfc = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
@@ -71,7 +71,11 @@ func (s *Server) writeOAuthError(rw http.ResponseWriter, r *http.Request, out *o
 		s.setChallengeHeaders(rw, rfc.ErrorField == "use_dpop_nonce" || combinedMode(out))
 	}
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", rfc.ErrorField, "debug", rfc.DebugField, "cause", err)
+		cause := ""
+		if err != nil {
+			cause = err.Error()
+		}
+		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", rfc.ErrorField, "debug", rfc.DebugField, "cause", cause)
 	} else {
 		s.log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", rfc.ErrorField, "reason", reasonOf(out, err))
 	}
