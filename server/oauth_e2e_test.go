@@ -84,6 +84,13 @@ func TestClientCredentials_ClientSecret(t *testing.T) {
 			}
 		})
 	}
+	// An unknown grant type is unsupported_grant_type (RFC 6749 §5.2).
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader("grant_type=password&username=a&password=b"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(secretClientID, secretValue)
+	if r := env.do(req); r.Status != 400 || r.Error != "unsupported_grant_type" {
+		t.Fatalf("password grant: %d %q, want 400 unsupported_grant_type", r.Status, r.Error)
+	}
 	// A secret client without attestation leaves no audit record (profile §7).
 	if got := env.decisions(); len(got) != 0 {
 		t.Fatalf("decisions = %+v, want none", got)

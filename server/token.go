@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/authz/authz/clientauth"
+	"github.com/authz/authz/config"
 	"github.com/authz/authz/dpop"
 	"github.com/authz/authz/storage"
 )
@@ -44,6 +45,10 @@ func (s *Server) handleToken(c echo.Context) error {
 	if err != nil {
 		s.recordDecision(ctx, out, nil)
 		s.metrics.token(grantOf(ar), methodOf(out), "error")
+		if gt := r.PostForm.Get("grant_type"); gt != "" && !known(config.GrantTypes, gt) && errors.Is(err, fosite.ErrInvalidRequest) {
+			// fosite answers an unknown grant type with invalid_request; RFC 6749 §5.2 names it.
+			err = fosite.ErrUnsupportedGrantType.WithHint("Supported grant types: authorization_code, client_credentials, refresh_token.")
+		}
 		s.writeOAuthError(rw, r, out, err)
 		return nil
 	}
