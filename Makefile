@@ -13,7 +13,8 @@ FUZZERS := \
 	FuzzVerify:./dpop \
 	FuzzExtractHeader:./dpop \
 	FuzzRenderConsent:./templates \
-	FuzzHandlerAttest:./devattester
+	FuzzHandlerAttest:./devattester \
+	FuzzAttesterInput:./server
 
 .PHONY: run build test test-go lint fuzz fuzz-short bench clean
 
@@ -33,7 +34,8 @@ run: build
 test: lint test-go fuzz-short
 
 test-go:
-	@dsn=$$(scripts/ensure-postgres.sh) || { if [ "$${CI:-}" = true ]; then echo "PostgreSQL is required in CI" >&2; exit 1; fi; dsn=""; }; \
+	@scripts/ensure-chromium.sh >/dev/null || { if [ "$${CI:-}" = true ]; then echo "Chromium is required in CI (scripts/ensure-chromium.sh)" >&2; exit 1; fi; }; \
+	  dsn=$$(scripts/ensure-postgres.sh) || { if [ "$${CI:-}" = true ]; then echo "PostgreSQL is required in CI" >&2; exit 1; fi; dsn=""; }; \
 	  AUTHZ_TEST_POSTGRES_DSN=$${AUTHZ_TEST_POSTGRES_DSN:-$$dsn} $(GO) test -race -count=1 -timeout 8m ./...
 
 lint: $(STATICCHECK)

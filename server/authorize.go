@@ -88,8 +88,8 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 		}
 		data := templates.ConsentData{
 			Action: action, ClientID: client.ID, ClientDescription: client.Description, Username: user,
-			Scopes: ar.GetRequestedScopes(), Attested: isAttestationMethod(client.TokenEndpointAuthMethod),
-			AttestationMethodNote: isAttestationMethod(client.TokenEndpointAuthMethod), CSRF: csrf,
+			Scopes: ar.GetRequestedScopes(), Attested: isAttestationMethod(client.TokenEndpointAuthMethod) || client.RequireAttestation,
+			AttestationMethodNote: isAttestationMethod(client.TokenEndpointAuthMethod) || client.RequireAttestation, CSRF: csrf,
 		}
 		if pushed := pushedEvidence(ar); pushed != nil {
 			data.Attested, data.AttestationMethodNote = true, false

@@ -44,6 +44,7 @@ Usage:
                                        run a development client attester (never in production)
   authz token --issuer URL --client-id ID (--attester URL | --attestation-file F --key K) [--dpop]
                                        get a token with attestation (an agent-side client)
+  authz instances list|show|revoke ...  inspect or revoke a client instance key (by jkt)
   authz keys list|rotate --config FILE list or rotate the access-token signing keys
   authz version                        print the version
 
@@ -72,7 +73,7 @@ func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, topUsage)
-		return usagef("a command is required (serve, migrate, attesters, clients, decisions, dev-attester, token, keys, version)")
+		return usagef("a command is required (serve, migrate, attesters, clients, decisions, dev-attester, token, keys, instances, version)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -95,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdToken(ctx, rest, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, rest, stdout, stderr)
+	case "instances":
+		return cmdInstances(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "authz", version)
 		return nil

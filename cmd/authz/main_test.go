@@ -58,6 +58,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		{"serve", "--help"}, {"migrate", "--help"}, {"attesters", "add", "--help"}, {"attesters", "list", "--help"},
 		{"attesters", "remove", "--help"}, {"clients", "add", "--help"}, {"clients", "list", "--help"},
 		{"clients", "remove", "--help"}, {"decisions", "list", "--help"}, {"dev-attester", "--help"},
+		{"instances", "show", "--help"}, {"keys", "rotate", "--help"}, {"token", "--help"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), args, &out, &errb)
