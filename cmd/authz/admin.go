@@ -56,11 +56,41 @@ func withStore(ctx context.Context, cfgPath string, stderr io.Writer, fn func(*c
 }
 
 func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "attesters", "list", "add", "remove")
+	sub, rest, err := subcommand(args, "attesters", "list", "add", "remove", "enable", "disable")
 	if err != nil {
 		return err
 	}
 	switch sub {
+	case "enable", "disable":
+		fs := newFlagSet("attesters "+sub, "attesters "+sub+" --config FILE --id ID", stderr)
+		cfgPath := fs.String("config", "", "configuration file (YAML)")
+		id := fs.String("id", "", "attester id (required)")
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		if *id == "" {
+			return usagef("attesters %s: --id is required", sub)
+		}
+		return withStore(ctx, *cfgPath, stderr, func(_ *config.Config, st *storage.Store) error {
+			return st.InTx(ctx, func(ctx context.Context) error {
+				a, err := st.GetAttester(ctx, *id)
+				if err != nil {
+					if errors.Is(err, storage.ErrNotFound) {
+						return fmt.Errorf("attester %s does not exist", *id)
+					}
+					return err
+				}
+				a.Enabled = sub == "enable"
+				if err := st.UpsertAttester(ctx, a); err != nil {
+					return err
+				}
+				if err := recordCLIChange(ctx, st, sub, "attester", a.ID, ""); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "attester %s %sd; running servers pick it up within seconds\n", a.ID, sub)
+				return nil
+			})
+		})
 	case "list":
 		fs := newFlagSet("attesters list", "attesters list --config FILE [--json]", stderr)
 		cfgPath := fs.String("config", "", "configuration file (YAML)")
@@ -151,7 +181,13 @@ func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			if err := server.CheckAttesterKids(ctx, st, rec); err != nil {
 				return usagef("%v", err)
 			}
-			if err := st.UpsertAttester(ctx, rec); err != nil {
+			err = st.InTx(ctx, func(ctx context.Context) error {
+				if err := st.UpsertAttester(ctx, rec); err != nil {
+					return err
+				}
+				return recordCLIChange(ctx, st, "upsert", "attester", rec.ID, "key sources: "+keySources(*rec))
+			})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "attester %s saved; running servers pick it up within seconds\n", rec.ID)
@@ -168,10 +204,16 @@ func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return usagef("attesters remove: --id is required")
 		}
 		return withStore(ctx, *cfgPath, stderr, func(_ *config.Config, st *storage.Store) error {
-			if err := st.DeleteAttester(ctx, *id); err != nil {
-				if errors.Is(err, storage.ErrNotFound) {
-					return fmt.Errorf("attester %s does not exist", *id)
+			err := st.InTx(ctx, func(ctx context.Context) error {
+				if err := st.DeleteAttester(ctx, *id); err != nil {
+					return err
 				}
+				return recordCLIChange(ctx, st, "delete", "attester", *id, "")
+			})
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("attester %s does not exist", *id)
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "attester %s removed\n", *id)
@@ -285,7 +327,13 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 			rec.Source = "cli"
-			if err := st.UpsertClient(ctx, rec); err != nil {
+			err = st.InTx(ctx, func(ctx context.Context) error {
+				if err := st.UpsertClient(ctx, rec); err != nil {
+					return err
+				}
+				return recordCLIChange(ctx, st, "upsert", "client", rec.ID, "method "+rec.TokenEndpointAuthMethod)
+			})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "client %s saved\n", rec.ID)
@@ -302,10 +350,16 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usagef("clients remove: --client-id is required")
 		}
 		return withStore(ctx, *cfgPath, stderr, func(_ *config.Config, st *storage.Store) error {
-			if err := st.DeleteClient(ctx, *id); err != nil {
-				if errors.Is(err, storage.ErrNotFound) {
-					return fmt.Errorf("client %s does not exist", *id)
+			err := st.InTx(ctx, func(ctx context.Context) error {
+				if err := st.DeleteClient(ctx, *id); err != nil {
+					return err
 				}
+				return recordCLIChange(ctx, st, "delete", "client", *id, "")
+			})
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("client %s does not exist", *id)
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "client %s removed\n", *id)
@@ -332,11 +386,15 @@ func cmdDecisions(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	_ = sub
-	fs := newFlagSet("decisions list", "decisions list --config FILE [--client ID] [--decision accepted|rejected] [--since 1h] [--limit N] [--json]", stderr)
+	fs := newFlagSet("decisions list", "decisions list --config FILE [--client ID] [--decision accepted|rejected] [--attester A] [--reason R] [--instance-jkt JKT] [--since 1h] [--until 10m] [--limit N] [--json]", stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	client := fs.String("client", "", "only records whose client_id matches")
 	decision := fs.String("decision", "", "accepted or rejected")
 	since := fs.Duration("since", 0, "only records newer than this Go duration (e.g. 1h)")
+	until := fs.Duration("until", 0, "only records older than this Go duration (e.g. 10m)")
+	attester := fs.String("attester", "", "only records of this attester")
+	reason := fs.String("reason", "", "only records with this reason code (e.g. pop_signature_invalid)")
+	jkt := fs.String("instance-jkt", "", "only records of this instance key thumbprint")
 	limit := fs.Int("limit", 0, "at most N records (0 = no limit)")
 	asJSON := fs.Bool("json", false, "print a JSON array (profile §7)")
 	if err := parseFlags(fs, rest); err != nil {
@@ -345,13 +403,16 @@ func cmdDecisions(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *decision != "" && *decision != "accepted" && *decision != "rejected" {
 		return usagef("decisions list: --decision must be accepted or rejected")
 	}
-	if *limit < 0 || *since < 0 {
+	if *limit < 0 || *since < 0 || *until < 0 {
 		return usagef("decisions list: --limit and --since must not be negative")
 	}
 	return withStore(ctx, *cfgPath, stderr, func(_ *config.Config, st *storage.Store) error {
-		f := storage.DecisionFilter{ClientID: *client, Decision: *decision, Limit: *limit}
+		f := storage.DecisionFilter{ClientID: *client, Decision: *decision, Limit: *limit, Attester: *attester, Reason: *reason, InstanceJKT: *jkt}
 		if *since > 0 {
 			f.Since = time.Now().Add(-*since)
+		}
+		if *until > 0 {
+			f.Until = time.Now().Add(-*until)
 		}
 		list, err := st.ListDecisions(ctx, f)
 		if err != nil {

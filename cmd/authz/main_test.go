@@ -95,6 +95,11 @@ func TestAdminCommandsAgainstDatabase(t *testing.T) {
 	if err := json.Unmarshal([]byte(runOK("attesters", "list", "--config", cfgPath, "--json")), &attesters); err != nil || len(attesters) != 1 || attesters[0]["id"] != "acme" {
 		t.Fatalf("attesters list: %v %v", attesters, err)
 	}
+	runOK("attesters", "disable", "--config", cfgPath, "--id", "acme")
+	if err := json.Unmarshal([]byte(runOK("attesters", "list", "--config", cfgPath, "--json")), &attesters); err != nil || attesters[0]["enabled"] != false {
+		t.Fatalf("attesters disable: %v %v", attesters, err)
+	}
+	runOK("attesters", "enable", "--config", cfgPath, "--id", "acme")
 	// A private key in the set is refused.
 	priv := filepath.Join(t.TempDir(), "priv.json")
 	_ = os.WriteFile(priv, []byte(`{"keys":[{"kty":"EC","crv":"P-256","kid":"k2","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}]}`), 0o600)
@@ -181,6 +186,12 @@ func TestDecisionsListJSON(t *testing.T) {
 	}
 	if got := list("--since", "1h"); len(got) != 2 {
 		t.Fatalf("--since 1h: %d", len(got))
+	}
+	if got := list("--reason", "attestation_expired"); len(got) != 1 || got[0]["client_id"] != "b" {
+		t.Fatalf("--reason: %v", got)
+	}
+	if got := list("--until", "30m"); len(got) != 1 || got[0]["reason"] != "pop_signature_invalid" {
+		t.Fatalf("--until 30m: %v", got)
 	}
 	if got := list("--limit", "1"); len(got) != 1 {
 		t.Fatalf("--limit 1: %d", len(got))
