@@ -12,6 +12,7 @@ import (
 
 	"github.com/authz/authz/clientauth"
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/storage"
 )
 
 // errorBody is the RFC 6749 §5.2 error response.
@@ -49,7 +50,7 @@ func (s *Server) writeOAuthError(rw http.ResponseWriter, r *http.Request, out *o
 		// which is invalid_grant, not a server fault.
 		rfc = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
 		status = rfc.CodeField
-	} else if status >= 500 && s.databaseDown(r.Context()) {
+	} else if status >= 500 && (errors.Is(err, storage.ErrUnavailable) || s.databaseDown(r.Context())) {
 		// Fail fast and say why: nothing was issued (the replay, token and audit rows commit
 		// together or not at all), and the client may retry.
 		rfc = fosite.ErrTemporarilyUnavailable.WithHint("The database is unavailable; retry later.").WithWrap(err)

@@ -117,6 +117,10 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if wait > 0 {
 			secs := int(math.Ceil(wait.Seconds()))
 			c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+			if r.URL.Path != "/oauth2/challenge" {
+				// profile §5: every token and PAR response carries a fresh challenge.
+				s.setChallengeHeaders(c.Response(), false)
+			}
 			s.log.WarnContext(r.Context(), "rate limited", "path", r.URL.Path, "remote", host)
 			writeJSON(c.Response(), http.StatusTooManyRequests, errorBody{Error: "temporarily_unavailable", Description: "Too many requests; retry after " + strconv.Itoa(secs) + "s."})
 			return nil

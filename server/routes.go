@@ -20,8 +20,8 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
-	e.Use(middleware.BodyLimit(maxBodyBytes))
 	e.Use(s.requestContext)
+	e.Use(middleware.BodyLimit(maxBodyBytes))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.ErrorContext(c.Request().Context(), "panic recovered", "error", err, "stack", string(stack))

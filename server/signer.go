@@ -85,25 +85,34 @@ func (k *keyring) current() *jwt.DefaultSigner {
 	return k.signers[k.keys[len(k.keys)-1].KID]
 }
 
-// forToken picks the verification key by the token's kid.
-func (k *keyring) forToken(token string) (*jwt.DefaultSigner, error) {
+// forTokenKID reads the kid of a JWT's header (nothing is verified here).
+func (k *keyring) forTokenKID(token string) (string, error) {
 	head, _, ok := strings.Cut(token, ".")
 	if !ok || len(head) > 4096 {
-		return nil, errors.New("server: not a JWT")
+		return "", errors.New("server: not a JWT")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(head)
 	if err != nil {
-		return nil, fmt.Errorf("server: JWT header: %w", err)
+		return "", fmt.Errorf("server: JWT header: %w", err)
 	}
 	var h struct {
 		KID string `json:"kid"`
 	}
 	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, fmt.Errorf("server: JWT header: %w", err)
+		return "", fmt.Errorf("server: JWT header: %w", err)
+	}
+	return h.KID, nil
+}
+
+// forToken picks the verification key by the token's kid.
+func (k *keyring) forToken(token string) (*jwt.DefaultSigner, error) {
+	kid, err := k.forTokenKID(token)
+	if err != nil {
+		return nil, err
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	s, ok := k.signers[h.KID]
+	s, ok := k.signers[kid]
 	if !ok {
 		return nil, errors.New("server: unknown signing key id")
 	}

@@ -2,8 +2,15 @@ package storage
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mattn/go-sqlite3"
 	"github.com/ory/fosite"
@@ -26,6 +33,9 @@ var (
 	// ErrRolledBack is returned by InTx and Commit when a nested call failed or rolled back, so
 	// the outer transaction was rolled back although its own function succeeded.
 	ErrRolledBack = errors.New("storage: transaction rolled back by a nested call")
+	// ErrUnavailable marks a failure to reach the database (connection refused or reset, server
+	// starting or shutting down): the caller answers 503 and may retry.
+	ErrUnavailable = errors.New("storage: database unavailable")
 )
 
 // PostgreSQL SQLSTATEs that mean "retry": serialization_failure and deadlock_detected.
@@ -49,10 +59,29 @@ func mapError(op string, err error) error {
 		return fmt.Errorf("storage: %s: %w: %w", op, ErrConflict, err)
 	case isSerializationFailure(err):
 		return fmt.Errorf("storage: %s: %w: %w", op, fosite.ErrSerializationFailure, err)
+	case isUnavailable(err):
+		return fmt.Errorf("storage: %s: %w: %w", op, ErrUnavailable, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("storage: %s: %w", op, err)
 	}
 	return fmt.Errorf("storage: %s: %w", op, err)
+}
+
+// isUnavailable reports whether err means the database cannot be reached: PostgreSQL
+// connection exceptions (class 08), admin/crash shutdown and "starting up" (57P01-57P03), too
+// many connections (53300), or a broken connection at the network level.
+func isUnavailable(err error) bool {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		state := pg.SQLState()
+		if strings.HasPrefix(state, "08") || state == "57P01" || state == "57P02" || state == "57P03" || state == "53300" {
+			return true
+		}
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // isSerializationFailure reports whether err is a concurrency conflict the caller may retry.
