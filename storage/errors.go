@@ -59,10 +59,11 @@ func mapError(op string, err error) error {
 		return fmt.Errorf("storage: %s: %w: %w", op, ErrConflict, err)
 	case isSerializationFailure(err):
 		return fmt.Errorf("storage: %s: %w: %w", op, fosite.ErrSerializationFailure, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// Before isUnavailable: context.DeadlineExceeded satisfies net.Error.
+		return fmt.Errorf("storage: %s: %w", op, err)
 	case isUnavailable(err):
 		return fmt.Errorf("storage: %s: %w: %w", op, ErrUnavailable, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("storage: %s: %w", op, err)
 	}
 	return fmt.Errorf("storage: %s: %w", op, err)
 }

@@ -120,7 +120,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	db, err := gorm.Open(dialector, &gorm.Config{
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
-		PrepareStmt:            true,
+		// No GORM statement cache: it prepares a statement on a pool connection while another
+		// goroutine's transaction waits for that same statement, which deadlocks when the
+		// transaction holds the last connection (SQLite has one). pgx caches statements itself.
+		PrepareStmt: false,
 		// Name columns explicitly instead of SELECT *: a replica's cached PostgreSQL plans then
 		// survive another replica adding a column.
 		QueryFields: true,
