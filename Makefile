@@ -63,6 +63,12 @@ fuzz-short:
 fuzz: FUZZTIME = 2m
 fuzz: fuzz-short
 
+# bench: starts authz (SQLite, then PostgreSQL when reachable, then two replicas on PostgreSQL)
+# and prints req/s, latency percentiles, server CPU per 1000 tokens, peak RSS and the crypto
+# bound for each scenario (docs/performance.md). It never fails on speed.
+bench: build
+	$(GO) run ./cmd/authz-bench --authz $(BIN) $(BENCH_FLAGS)
+
 # soak: mixed good and hostile traffic against bin/authz for SOAK_DURATION (not part of make test);
 # fails on any 5xx, RSS growth, a token without exactly one accepted audit record, or an accepted replay.
 soak: build
