@@ -415,3 +415,44 @@ func pushAttested(t *testing.T, env *testEnv, form url.Values) string {
 	}
 	return par.RequestURI
 }
+
+// TestMetadata_FollowsMACAttesters: HS* algorithms are published only while an attester with a
+// shared secret is trusted (profile §8), also when attesters change at run time.
+func TestMetadata_FollowsMACAttesters(t *testing.T) {
+	env := newTestServer(t, nil)
+	algs := func() []any {
+		resp, err := http.Get(env.URL + "/.well-known/oauth-authorization-server")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var md map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&md)
+		list, _ := md["client_attestation_signing_alg_values_supported"].([]any)
+		return list
+	}
+	has := func(list []any, alg string) bool {
+		for _, a := range list {
+			if a == alg {
+				return true
+			}
+		}
+		return false
+	}
+	if has(algs(), "HS256") {
+		t.Fatal("HS256 published without a MAC attester")
+	}
+	if err := env.Store.UpsertAttester(context.Background(), &storage.Attester{ID: "mac", HMACSecret: strings.Repeat("s", 48), Enabled: true, Source: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !has(algs(), "HS256") {
+		if time.Now().After(deadline) {
+			t.Fatalf("HS256 not published after a MAC attester was added: %v", algs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if list := algs(); !has(list, "HS384") || has(list, "HS512") {
+		t.Fatalf("a 48-byte secret allows HS256 and HS384 only: %v", list)
+	}
+}

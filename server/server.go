@@ -39,7 +39,6 @@ type Server struct {
 
 	cookieSecret []byte
 	users        map[string][]byte
-	metadataJSON []byte
 	limiter      *rateLimiter
 
 	echo *echo.Echo
@@ -106,7 +105,7 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	if err := s.composeFosite(globalSecret); err != nil {
 		return nil, err
 	}
-	if s.metadataJSON, err = s.buildMetadata(); err != nil {
+	if _, err = s.buildMetadata(); err != nil {
 		return nil, err
 	}
 	s.limiter = s.newRateLimiter()

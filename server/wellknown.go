@@ -58,7 +58,13 @@ func (s *Server) handleMetadata(c echo.Context) error {
 	h := c.Response().Header()
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("Access-Control-Allow-Origin", "*")
-	return c.Blob(http.StatusOK, "application/json", s.metadataJSON)
+	// Rebuilt per request: the attestation algorithm list follows the attesters (HS* only while
+	// an attester with a long enough hmac_secret is trusted, profile §8), which change at run time.
+	doc, err := s.buildMetadata()
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "application/json", doc)
 }
 
 // handleJWKS serves the public keys that verify authz's access tokens (RFC 9068 §4).
