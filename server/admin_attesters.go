@@ -634,7 +634,7 @@ func publicJWK(pub any) (jose.JSONWebKey, error) {
 
 // describeAttester summarises a new attester for the change log (no secrets).
 func describeAttester(a *storage.Attester) string {
-	parts := []string{keySourceList(a)}
+	parts := []string{KeySources(a)}
 	if kids, err := kidsOf(a); err == nil && len(kids) > 0 {
 		parts = append(parts, "kids "+strings.Join(sortedSet(kids), ", "))
 	}
@@ -708,8 +708,8 @@ func attesterChanges(before, after *storage.Attester) string {
 	return "changed: " + strings.Join(changed, ", ")
 }
 
-// keySourceList names where an attester's keys come from, in plain words.
-func keySourceList(a *storage.Attester) string {
+// KeySources names where an attester's keys come from, in plain words.
+func KeySources(a *storage.Attester) string {
 	var s []string
 	if len(a.JWKS) > 0 {
 		s = append(s, "JWK set")

@@ -115,7 +115,7 @@ func (s *Server) attestersPage(c echo.Context, form console.AttesterForm, proble
 		base := consolePath + "/attesters/" + url.PathEscape(a.ID)
 		kids, _ := kidsOf(a)
 		p.Attesters = append(p.Attesters, console.AttesterRow{
-			ID: a.ID, Description: a.Description, Source: a.Source, Enabled: a.Enabled, KeySources: keySourceList(a),
+			ID: a.ID, Description: a.Description, Source: a.Source, Enabled: a.Enabled, KeySources: KeySources(a),
 			Kids: sortedSet(kids), RequiredClaims: string(a.RequiredClaims), UpdatedAt: a.UpdatedAt,
 			EnableAction: base + "/enable", DisableAction: base + "/disable", DeleteAction: base + "/delete",
 			DecisionsURL: decisionsURL("attester", a.ID),
@@ -167,7 +167,7 @@ func (s *Server) consoleAddAttester(c echo.Context) error {
 	if !rec.Enabled {
 		state = "disabled: enable it to trust it"
 	}
-	return s.redirectWithNotice(c, consolePath+"/attesters", fmt.Sprintf("Attester %s added (%s; %s).", rec.ID, keySourceList(rec), state))
+	return s.redirectWithNotice(c, consolePath+"/attesters", fmt.Sprintf("Attester %s added (%s; %s).", rec.ID, KeySources(rec), state))
 }
 
 // consoleAttesterAction enables, disables or removes an attester.

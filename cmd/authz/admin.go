@@ -124,7 +124,7 @@ func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tENABLED\tSOURCE\tKEYS")
 			for _, a := range list {
-				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", a.ID, a.Enabled, a.Source, keySources(a))
+				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", a.ID, a.Enabled, a.Source, server.KeySources(&a))
 			}
 			return tw.Flush()
 		})
@@ -185,7 +185,7 @@ func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				if err := st.UpsertAttester(ctx, rec); err != nil {
 					return err
 				}
-				return recordCLIChange(ctx, st, "upsert", "attester", rec.ID, "key sources: "+keySources(*rec))
+				return recordCLIChange(ctx, st, "upsert", "attester", rec.ID, "key sources: "+server.KeySources(rec))
 			})
 			if err != nil {
 				return err
@@ -222,25 +222,6 @@ func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 }
 
-func keySources(a storage.Attester) string {
-	var s []string
-	if len(a.JWKS) > 0 {
-		s = append(s, "jwks")
-	}
-	if a.JWKSURI != "" {
-		s = append(s, "jwks_uri")
-	}
-	if a.X5CRoots != "" {
-		s = append(s, "x5c_roots")
-	}
-	if len(a.JKUAllowlist) > 0 {
-		s = append(s, "jku")
-	}
-	if a.HMACSecret != "" {
-		s = append(s, "hmac")
-	}
-	return strings.Join(s, ",")
-}
 
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub, rest, err := subcommand(args, "clients", "list", "add", "remove")
