@@ -222,7 +222,6 @@ func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 }
 
-
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub, rest, err := subcommand(args, "clients", "list", "add", "remove")
 	if err != nil {
