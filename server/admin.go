@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strconv"
 	"strings"
@@ -59,6 +60,15 @@ func (s *Server) mountAdmin(e *echo.Echo) {
 	e.PATCH("/admin/clients/:id", s.adminPatchClient, api...)
 	e.DELETE("/admin/clients/:id", s.adminDeleteClient, api...)
 	e.POST("/admin/clients/:id/secret", s.adminRotateClientSecret, api...)
+
+	// Profiling (issue 8), behind the admin token:
+	//   curl -H "Authorization: Bearer $TOKEN" -o cpu.pprof "$ISSUER/debug/pprof/profile?seconds=20"
+	// (seconds below http.Server's 30 s WriteTimeout), then go tool pprof -top cpu.pprof.
+	e.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)), api...)
+	e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)), api...)
+	e.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)), api...)
+	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)), api...)
+	e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)), api...)
 
 	e.GET("/admin/decisions", s.adminListDecisions, api...)
 	e.GET("/admin/decisions/export", s.adminExportDecisions, api...)
