@@ -17,7 +17,8 @@ FUZZERS := \
 	FuzzRenderConsent:./templates \
 	FuzzHandlerAttest:./devattester \
 	FuzzAttesterInput:./server \
-	FuzzTokenEndpoint:./reliability
+	FuzzTokenEndpoint:./reliability \
+	FuzzVerify:./resource
 
 SOAK_DURATION ?= 60s
 
