@@ -18,7 +18,8 @@ FUZZERS := \
 	FuzzHandlerAttest:./devattester \
 	FuzzAttesterInput:./server \
 	FuzzTokenEndpoint:./reliability \
-	FuzzVerify:./resource
+	FuzzVerify:./resource \
+	FuzzRequestHeaders:./resource
 
 SOAK_DURATION ?= 60s
 

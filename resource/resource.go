@@ -81,10 +81,10 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.JWKSURL == "" {
 		cfg.JWKSURL = strings.TrimSuffix(cfg.Issuer, "/") + "/jwks.json"
 	}
-	if cfg.ClockSkew == 0 {
+	if cfg.ClockSkew <= 0 {
 		cfg.ClockSkew = 30 * time.Second
 	}
-	if cfg.ProofAge == 0 {
+	if cfg.ProofAge <= 0 {
 		cfg.ProofAge = 60 * time.Second
 	}
 	if cfg.HTTPClient == nil {
@@ -173,7 +173,7 @@ func (v *Verifier) Verify(r *http.Request) (*Token, error) {
 	if v.cfg.BaseURL == "" {
 		return nil, fmt.Errorf("%w: resource server BaseURL not configured", ErrDPoP)
 	}
-	proof, err := dpop.Verify(proofHeader, dpop.Expect{Method: r.Method, URL: strings.TrimSuffix(v.cfg.BaseURL, "/") + r.URL.Path, AccessToken: raw},
+	proof, err := dpop.Verify(proofHeader, dpop.Expect{Method: r.Method, URL: strings.TrimSuffix(v.cfg.BaseURL, "/") + r.URL.EscapedPath(), AccessToken: raw},
 		dpop.Config{MaxAge: v.cfg.ProofAge, ClockSkew: v.cfg.ClockSkew, Now: v.cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDPoP, err)
@@ -266,7 +266,7 @@ func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error
 		if ks := set.Key(kid); len(ks) == 1 {
 			return &ks[0], nil
 		}
-		if time.Since(fetched) < 30*time.Second {
+		if v.cfg.Now().Sub(fetched) < 30*time.Second {
 			return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
 		}
 	}
@@ -279,12 +279,15 @@ func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error
 		return nil, fmt.Errorf("resource: fetch %s: %w", v.cfg.JWKSURL, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("resource: fetch %s: status %d", v.cfg.JWKSURL, resp.StatusCode)
+	}
 	var fresh jose.JSONWebKeySet
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&fresh); err != nil {
 		return nil, fmt.Errorf("resource: decode %s: %w", v.cfg.JWKSURL, err)
 	}
 	v.mu.Lock()
-	v.keys, v.fetched = &fresh, time.Now()
+	v.keys, v.fetched = &fresh, v.cfg.Now()
 	v.mu.Unlock()
 	if ks := fresh.Key(kid); len(ks) == 1 {
 		return &ks[0], nil
