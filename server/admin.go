@@ -45,7 +45,7 @@ func (s *Server) mountAdmin(e *echo.Echo) {
 	if s.cfg.Admin.Token == "" {
 		return
 	}
-	api := []echo.MiddlewareFunc{s.adminAuth}
+	api := []echo.MiddlewareFunc{s.adminAuth, s.forgetClientsOnWrite}
 	e.GET("/admin/attesters", s.adminListAttesters, api...)
 	e.POST("/admin/attesters", s.adminCreateAttester, api...)
 	e.GET("/admin/attesters/:id", s.adminGetAttester, api...)

@@ -74,34 +74,39 @@ func (s *Server) recordDecision(ctx context.Context, out *outcome, authErr error
 	s.metrics.decision(d.Decision, d.Reason)
 }
 
-// commitGrant records the replay keys and the accepted decision inside the caller's transaction
-// (profile §5: replay keys written only after every other check passed, one atomic insert each;
-// profile §7: the decision commits with the token). A replayed key fails the transaction.
-func (s *Server) commitGrant(ctx context.Context, out *outcome, tokenRequestID string) error {
+// grantFor is what an accepted request writes (profile §5: replay keys written only after every
+// other check passed, one atomic insert each; profile §7: the decision commits with the token):
+// the attestation's replay keys, then the DPoP proof's, the accepted decision and the token rows
+// collected in rows (nil when fosite writes them itself).
+func (s *Server) grantFor(out *outcome, tokenRequestID string, rows *storage.Deferred) *storage.Grant {
+	g := &storage.Grant{Rows: rows}
 	for _, e := range out.replayEntries() {
-		if err := s.store.MarkReplay(ctx, e.Key, e.ExpiresAt); err != nil {
-			if errors.Is(err, storage.ErrReplayed) {
-				return &replayError{err: errors.Join(clientauth.ErrReplay, err)}
-			}
-			return err
-		}
+		g.Replay = append(g.Replay, storage.ReplayKey{Key: e.Key, ExpiresAt: e.ExpiresAt})
 	}
 	if out.dpopProof != nil {
-		key := "dpop:" + out.dpopProof.JKT + ":" + out.dpopProof.JTI
-		if err := s.store.MarkReplay(ctx, key, s.dpopReplayExpiry(out.dpopProof.IssuedAt)); err != nil {
-			if errors.Is(err, storage.ErrReplayed) {
-				return &replayError{err: errors.Join(errDPoPReplay, err), dpop: true}
-			}
-			return err
-		}
+		g.Replay = append(g.Replay, storage.ReplayKey{
+			Key:       "dpop:" + out.dpopProof.JKT + ":" + out.dpopProof.JTI,
+			ExpiresAt: s.dpopReplayExpiry(out.dpopProof.IssuedAt),
+		})
 	}
 	if out.auditDue {
-		d := decisionFor(out, nil, tokenRequestID)
-		if err := s.store.RecordDecision(ctx, d); err != nil {
-			return err
-		}
+		g.Decision = decisionFor(out, nil, tokenRequestID)
 	}
-	return nil
+	return g
+}
+
+// commitGrant writes grantFor(out) through storage.CommitGrant (in the caller's transaction when
+// ctx carries one); a replayed key becomes a *replayError naming the proof that was replayed.
+func (s *Server) commitGrant(ctx context.Context, out *outcome, tokenRequestID string, rows *storage.Deferred) error {
+	err := s.store.CommitGrant(ctx, s.grantFor(out, tokenRequestID, rows))
+	var replayed *storage.ReplayedError
+	if errors.As(err, &replayed) {
+		if out.dpopProof != nil && replayed.Index == len(out.replayEntries()) {
+			return &replayError{err: errors.Join(errDPoPReplay, err), dpop: true}
+		}
+		return &replayError{err: errors.Join(clientauth.ErrReplay, err)}
+	}
+	return err
 }
 
 // replayError marks a transaction that failed because a PoP or DPoP jti was already used.

@@ -27,16 +27,17 @@ const clientSecretCost = 10
 type fositeStore struct {
 	*storage.Store
 	audience string
+	clients  *clientCache
 }
 
 // GetClient adds the default audience (RFC 9068 §3) to what every client may hold, so fosite's
 // audience checks on refresh accept tokens minted with it.
 func (f fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := f.Store.GetClientRecord(ctx, id)
+	c, err := f.clients.get(ctx, f.Store, id, f.audience)
 	if err != nil {
 		return nil, err
 	}
-	return withAudience(c, f.audience), nil
+	return c, nil
 }
 
 func withAudience(c *storage.Client, aud string) *storage.Client {
@@ -103,7 +104,7 @@ func (s *Server) composeFosite(globalSecret []byte) error {
 		Signer:       s.keys,
 	}
 
-	provider, ok := compose.Compose(fc, fositeStore{Store: s.store, audience: s.defaultAudience()}, strategy,
+	provider, ok := compose.Compose(fc, fositeStore{Store: s.store, audience: s.defaultAudience(), clients: s.clients}, strategy,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2RefreshTokenGrantFactory,

@@ -52,7 +52,7 @@ func (s *Server) handlePAR(c echo.Context) error {
 	}
 	var resp fosite.PushedAuthorizeResponder
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		if err := s.commitGrant(ctx, out, ""); err != nil {
+		if err := s.commitGrant(ctx, out, "", nil); err != nil {
 			return err
 		}
 		var err error

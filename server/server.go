@@ -28,6 +28,7 @@ const (
 type Server struct {
 	cfg      *config.Config
 	store    *storage.Store
+	clients  *clientCache
 	verifier *clientauth.Verifier
 	trust    *trust
 	log      *slog.Logger
@@ -51,7 +52,7 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: store, log: log, metrics: newMetrics()}
+	s := &Server{cfg: cfg, store: store, log: log, metrics: newMetrics(), clients: newClientCache()}
 
 	if err := SyncConfig(ctx, cfg, store); err != nil {
 		return nil, err
@@ -94,6 +95,7 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	}
 	s.trust = newTrust(store, s.verifier, log)
 	s.trust.keys = s.keys
+	s.trust.clients = s.clients
 	if err := s.trust.reload(ctx, true); err != nil {
 		return nil, err
 	}

@@ -58,13 +58,13 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 
 	var client *storage.Client
 	if id != "" {
-		c, err := s.store.GetClientRecord(ctx, id)
+		c, err := s.clients.get(ctx, s.store, id, s.defaultAudience())
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 		case err != nil:
 			return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 		default:
-			client = withAudience(c, s.defaultAudience())
+			client = c
 		}
 	}
 	out.client = client

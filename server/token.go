@@ -64,14 +64,27 @@ func (s *Server) handleToken(c echo.Context) error {
 	}
 
 	var resp fosite.AccessResponder
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		if err := s.commitGrant(ctx, out, ar.GetID()); err != nil {
-			return err
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// client_credentials consumes nothing stored: mint first (the ES256 signature and the
+		// session encoding hold no database connection), then write the replay keys, the token
+		// row and the decision together through the group writer.
+		mintCtx, rows := storage.WithDeferredWrites(ctx)
+		resp, err = s.provider.NewAccessResponse(mintCtx, ar)
+		if err == nil {
+			err = s.commitGrant(ctx, out, ar.GetID(), rows)
 		}
-		var err error
-		resp, err = s.provider.NewAccessResponse(ctx, ar)
-		return err
-	})
+	} else {
+		// Codes and refresh tokens are consumed by conditional updates that must commit with
+		// the new tokens: one transaction around fosite.
+		err = s.store.InTx(ctx, func(ctx context.Context) error {
+			if err := s.commitGrant(ctx, out, ar.GetID(), nil); err != nil {
+				return err
+			}
+			var err error
+			resp, err = s.provider.NewAccessResponse(ctx, ar)
+			return err
+		})
+	}
 	if err != nil {
 		var replay *replayError
 		if errors.As(err, &replay) {

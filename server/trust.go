@@ -29,6 +29,8 @@ type trust struct {
 
 	// keys, when set, is refreshed with the signing keys on every change (key rotation).
 	keys *keyring
+	// clients, when set, is emptied on every change.
+	clients *clientCache
 
 	generation atomic.Int64
 	revoked    atomic.Pointer[map[string]bool]
@@ -90,6 +92,9 @@ func (t *trust) reload(ctx context.Context, force bool) error {
 		if err := t.keys.set(signingKeys); err != nil {
 			return fmt.Errorf("trust: %w", err)
 		}
+	}
+	if t.clients != nil {
+		t.clients.reset()
 	}
 	if prev := t.generation.Swap(gen); prev != -1 {
 		t.log.Info("trust configuration reloaded", "attesters", len(attesters), "revoked_instances", len(revoked), "generation", gen)

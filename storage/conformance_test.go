@@ -41,6 +41,7 @@ var conformanceCases = []conformanceCase{
 	{"par_round_trip_and_expiry", testPAR},
 	{"replay", testReplay},
 	{"concurrent_replay_one_winner", testConcurrentReplay},
+	{"commit_grant", testCommitGrant},
 	{"client_assertion_jti", testClientAssertionJTI},
 	{"intx_rollback_leaves_nothing", testInTxRollback},
 	{"nested_tx_joins", testNestedTx},

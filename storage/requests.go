@@ -148,6 +148,10 @@ func (s *Store) createRequest(ctx context.Context, kind, signature, accessSignat
 	if err != nil {
 		return err
 	}
+	if d := deferredFrom(ctx); d != nil {
+		d.add(m)
+		return nil
+	}
 	if err := s.conn(ctx).Create(m).Error; err != nil {
 		return mapError("create "+kind+" session", err)
 	}

@@ -76,6 +76,7 @@ type Store struct {
 	driver string
 	log    *slog.Logger
 	now    func() time.Time
+	grants grantWriter
 }
 
 // Open connects to the database described by opts and checks it answers. It does not create
@@ -186,6 +187,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases the prepared statements and the connection pool.
 func (s *Store) Close() error {
+	s.stopGrants()
 	if p, ok := s.db.ConnPool.(*gorm.PreparedStmtDB); ok {
 		p.Close()
 	}

@@ -1,0 +1,182 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// grantOf builds a grant for test: the given replay keys, one access-token row under sig
+// (collected through WithDeferredWrites, as the token endpoint does) and an accepted decision.
+func grantOf(t *testing.T, s *Store, c *Client, sig string, now time.Time, keys ...string) *Grant {
+	t.Helper()
+	ctx, rows := WithDeferredWrites(bg())
+	if err := s.CreateAccessTokenSession(ctx, sig, testRequest(t, c, "req-"+sig, "jkt-"+sig, now)); err != nil {
+		t.Fatal(err)
+	}
+	g := &Grant{Rows: rows, Decision: &Decision{Endpoint: "/oauth2/token", ClientID: c.ID, Decision: "accepted", Reason: "ok", TokenRequestID: "req-" + sig}}
+	for _, k := range keys {
+		g.Replay = append(g.Replay, ReplayKey{Key: k, ExpiresAt: now.Add(time.Minute)})
+	}
+	return g
+}
+
+// granted reports whether sig's token row and decision exist, failing when only one does.
+func granted(t *testing.T, s *Store, sig string) bool {
+	t.Helper()
+	_, err := s.GetAccessTokenSession(bg(), sig, NewSession())
+	hasToken := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		t.Fatalf("token %s: %v", sig, err)
+	}
+	var n int64
+	if err := s.db.Model(&decisionModel{}).Where("token_request_id = ?", "req-"+sig).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	if hasToken != (n == 1) {
+		t.Fatalf("grant %s half written: token %v, %d decisions", sig, hasToken, n)
+	}
+	return hasToken
+}
+
+func testCommitGrant(t *testing.T, b backend) {
+	s, clock := newStore(t, b)
+	c := mustUpsertClient(t, s, "agent")
+	now := clock.Now()
+
+	t.Run("deferred_rows_are_not_written_before_commit", func(t *testing.T) {
+		g := grantOf(t, s, c, "deferred", now, "k|deferred")
+		if granted(t, s, "deferred") {
+			t.Fatal("the token row was written before CommitGrant")
+		}
+		if err := s.CommitGrant(bg(), g); err != nil {
+			t.Fatal(err)
+		}
+		if !granted(t, s, "deferred") {
+			t.Fatal("CommitGrant wrote no token row")
+		}
+	})
+
+	t.Run("concurrent_grants_one_per_replay_key_all_or_nothing", func(t *testing.T) {
+		const n = 64
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			g := grantOf(t, s, c, uniq("conc", i), now, fmt.Sprintf("k|fresh-%d", i), fmt.Sprintf("k|shared-%d", i/2))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.CommitGrant(bg(), g)
+			}()
+		}
+		wg.Wait()
+		for pair := 0; pair < n; pair += 2 {
+			winners := 0
+			for _, i := range []int{pair, pair + 1} {
+				switch err := errs[i]; {
+				case err == nil:
+					winners++
+					if !granted(t, s, uniq("conc", i)) {
+						t.Fatalf("grant %d succeeded but wrote nothing", i)
+					}
+				case errors.Is(err, ErrReplayed):
+					var re *ReplayedError
+					if !errors.As(err, &re) || re.Index != 1 {
+						t.Fatalf("grant %d: %v, want the second key (index 1) replayed", i, err)
+					}
+					if granted(t, s, uniq("conc", i)) {
+						t.Fatalf("replayed grant %d wrote its token", i)
+					}
+					// Its own fresh key was removed again: nothing of the grant stays.
+					if err := s.MarkReplay(bg(), fmt.Sprintf("k|fresh-%d", i), now.Add(time.Minute)); err != nil {
+						t.Fatalf("the fresh key of replayed grant %d stayed recorded: %v", i, err)
+					}
+				default:
+					t.Fatalf("grant %d: %v", i, err)
+				}
+			}
+			if winners != 1 {
+				t.Fatalf("pair %d: %d winners, want exactly 1 (%v, %v)", pair/2, winners, errs[pair], errs[pair+1])
+			}
+		}
+	})
+
+	t.Run("a_broken_grant_fails_alone", func(t *testing.T) {
+		dup := grantOf(t, s, c, "deferred", now, "k|dup-row") // token signature already stored
+		const n = 16
+		errs := make([]error, n+1)
+		var wg sync.WaitGroup
+		for i := range n + 1 {
+			g := dup
+			if i < n {
+				g = grantOf(t, s, c, uniq("batch", i), now, fmt.Sprintf("k|batch-%d", i))
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.CommitGrant(bg(), g)
+			}()
+		}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil || !granted(t, s, uniq("batch", i)) {
+				t.Fatalf("grant %d beside a broken one: %v", i, errs[i])
+			}
+		}
+		if errs[n] == nil || errors.Is(errs[n], ErrReplayed) {
+			t.Fatalf("duplicate token row: %v, want a write error", errs[n])
+		}
+		if err := s.MarkReplay(bg(), "k|dup-row", now.Add(time.Minute)); err != nil {
+			t.Fatalf("the failed grant's replay key stayed: %v", err)
+		}
+	})
+
+	t.Run("expired_key_is_taken_over", func(t *testing.T) {
+		if err := s.MarkReplay(bg(), "k|old", now.Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CommitGrant(bg(), grantOf(t, s, c, "takeover", now, "k|old")); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("inside_a_transaction_it_joins_it", func(t *testing.T) {
+		errAbort := errors.New("abort")
+		err := s.InTx(bg(), func(ctx context.Context) error {
+			if err := s.CommitGrant(ctx, grantOf(t, s, c, "in-tx", now, "k|in-tx")); err != nil {
+				return err
+			}
+			return errAbort
+		})
+		if !errors.Is(err, errAbort) {
+			t.Fatal(err)
+		}
+		if granted(t, s, "in-tx") {
+			t.Fatal("a rolled-back transaction kept the grant")
+		}
+		err = s.InTx(bg(), func(ctx context.Context) error {
+			return s.CommitGrant(ctx, grantOf(t, s, c, "in-tx-replay", now, "k|in-tx-2", "k|deferred"))
+		})
+		var re *ReplayedError
+		if !errors.As(err, &re) || re.Index != 1 {
+			t.Fatalf("replay inside a transaction: %v", err)
+		}
+		if granted(t, s, "in-tx-replay") {
+			t.Fatal("replayed grant written inside a transaction")
+		}
+	})
+
+	t.Run("closed_store_refuses", func(t *testing.T) {
+		s2, _ := newStore(t, b)
+		c2 := mustUpsertClient(t, s2, "agent")
+		if err := s2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s2.CommitGrant(bg(), grantOf(t, s2, c2, "closed", now, "k|closed")); err == nil {
+			t.Fatal("CommitGrant on a closed store succeeded")
+		}
+	})
+}
