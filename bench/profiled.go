@@ -38,6 +38,7 @@ func ServeProfiled(ctx context.Context, cfgPath, cpuProfile, memProfile string, 
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
+	server.TuneRuntime(log)
 	srv, err := server.New(ctx, cfg, st, log)
 	if err != nil {
 		return err

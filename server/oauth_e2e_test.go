@@ -371,6 +371,10 @@ func TestMetadataAndJWKS(t *testing.T) {
 
 func TestOperationalEndpoints(t *testing.T) {
 	env := newTestServer(t, nil)
+	// One attested token, so the group writer's counters have moved.
+	if r := env.post("/oauth2/token", ccForm, env.attestedHeaders(agentID, env.Instance, "")); r.Status != 200 {
+		t.Fatalf("token: %d %s", r.Status, r.Error)
+	}
 	for _, tc := range []struct {
 		path string
 		want int
@@ -379,6 +383,8 @@ func TestOperationalEndpoints(t *testing.T) {
 		{"/healthz", 200, `"ok"`},
 		{"/readyz", 200, `"database":"ok"`},
 		{"/metrics", 200, "authz_http_requests_total"},
+		{"/metrics", 200, "\nauthz_grants_total 1\n"},
+		{"/metrics", 200, "\nauthz_grant_transactions_total 1\n"},
 		{"/nope", 404, "not_found"},
 	} {
 		resp, err := http.Get(env.URL + tc.path)

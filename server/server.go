@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -53,6 +55,7 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, store: store, log: log, metrics: newMetrics(), clients: newClientCache()}
+	s.metrics.registry.MustRegister(grantCollector(store)...)
 
 	if err := SyncConfig(ctx, cfg, store); err != nil {
 		return nil, err
@@ -154,6 +157,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
+}
+
+// GCPercent is the garbage-collection target `authz serve` runs with unless GOGC is set. The
+// live heap of a token server is small (tens of MiB) and almost everything a request allocates
+// dies with it, so collecting at 5x the live heap instead of Go's default 2x cuts the CPU spent
+// in the collector by about a tenth per token (docs/performance.md) for a few tens of MiB.
+const GCPercent = 400
+
+// TuneRuntime applies GCPercent unless the operator chose GOGC (or GOMEMLIMIT) explicitly.
+func TuneRuntime(log *slog.Logger) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetGCPercent(GCPercent)
+	log.Debug("garbage collector target set", "gogc", GCPercent)
 }
 
 // pruneLoop deletes expired replay keys, tokens and PAR requests, and audit records older than

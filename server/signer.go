@@ -12,6 +12,7 @@ import (
 	"time"
 
 	josev3 "github.com/go-jose/go-jose/v3"
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/authz/authz/storage"
@@ -29,6 +30,9 @@ type keyring struct {
 	mu      sync.RWMutex
 	keys    []storage.SigningKey // newest first
 	signers map[string]*jwt.DefaultSigner
+	// minters are the go-jose v4 signers Generate uses, per kid, for the usual header
+	// (typ at+jwt and nothing else), built once instead of once per token.
+	minters map[string]jose.Signer
 	delay   time.Duration
 	now     func() time.Time
 }
@@ -51,15 +55,21 @@ func (k *keyring) set(keys []storage.SigningKey) error {
 	sorted := append([]storage.SigningKey(nil), keys...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].CreatedAt.After(sorted[j].CreatedAt) })
 	signers := make(map[string]*jwt.DefaultSigner, len(sorted))
+	minters := make(map[string]jose.Signer, len(sorted))
 	for _, key := range sorted {
 		if key.Private == nil || key.KID == "" {
 			return fmt.Errorf("server: signing key %q is incomplete", key.KID)
 		}
 		jwk := &josev3.JSONWebKey{Key: key.Private, KeyID: key.KID, Algorithm: key.Alg, Use: "sig"}
 		signers[key.KID] = &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (interface{}, error) { return jwk, nil }}
+		m, err := newMinter(key, map[string]interface{}{"typ": accessTokenType})
+		if err != nil {
+			return err
+		}
+		minters[key.KID] = m
 	}
 	k.mu.Lock()
-	k.keys, k.signers = sorted, signers
+	k.keys, k.signers, k.minters = sorted, signers, minters
 	k.mu.Unlock()
 	return nil
 }
@@ -76,13 +86,25 @@ func (k *keyring) published() []storage.SigningKey {
 func (k *keyring) current() *jwt.DefaultSigner {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
+	return k.signers[k.currentLocked().KID]
+}
+
+// currentMinter is current's key and its access-token signer.
+func (k *keyring) currentMinter() (storage.SigningKey, jose.Signer) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	key := k.currentLocked()
+	return key, k.minters[key.KID]
+}
+
+func (k *keyring) currentLocked() storage.SigningKey {
 	cutoff := k.now().Add(-k.delay)
 	for _, key := range k.keys {
 		if !key.CreatedAt.After(cutoff) {
-			return k.signers[key.KID]
+			return key
 		}
 	}
-	return k.signers[k.keys[len(k.keys)-1].KID]
+	return k.keys[len(k.keys)-1]
 }
 
 // forTokenKID reads the kid of a JWT's header (nothing is verified here).
@@ -119,8 +141,59 @@ func (k *keyring) forToken(token string) (*jwt.DefaultSigner, error) {
 	return s, nil
 }
 
-func (k *keyring) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
-	return k.current().Generate(ctx, claims, header)
+// accessTokenType is the typ of RFC 9068 access tokens (§2.1).
+const accessTokenType = "at+jwt"
+
+// newMinter is a go-jose v4 signer for key whose protected header carries alg, kid and the
+// given members.
+func newMinter(key storage.SigningKey, header map[string]interface{}) (jose.Signer, error) {
+	opts := &jose.SignerOptions{}
+	for name, v := range header {
+		opts.WithHeader(jose.HeaderKey(name), v)
+	}
+	m, err := jose.NewSigner(jose.SigningKey{
+		Algorithm: jose.SignatureAlgorithm(key.Alg),
+		Key:       jose.JSONWebKey{Key: key.Private, KeyID: key.KID, Algorithm: key.Alg, Use: "sig"},
+	}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("server: signing key %q: %w", key.KID, err)
+	}
+	return m, nil
+}
+
+// Generate implements jwt.Signer: it signs claims with the current key (alg and kid in the
+// header, typ JWT unless header names another) through go-jose v4, and returns the compact JWT
+// and its signature part. Access tokens (typ at+jwt alone) use the signer built with the key.
+func (k *keyring) Generate(_ context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
+	if claims == nil || header == nil {
+		return "", "", errors.New("server: generate: claims or header is nil")
+	}
+	key, minter := k.currentMinter()
+	members := map[string]interface{}{"typ": "JWT"}
+	for name, v := range header.ToMap() {
+		if name != "alg" && name != "kid" {
+			members[name] = v
+		}
+	}
+	if len(members) != 1 || members["typ"] != accessTokenType {
+		var err error
+		if minter, err = newMinter(key, members); err != nil {
+			return "", "", err
+		}
+	}
+	payload, err := json.Marshal(map[string]interface{}(claims))
+	if err != nil {
+		return "", "", fmt.Errorf("server: generate: claims: %w", err)
+	}
+	obj, err := minter.Sign(payload)
+	if err != nil {
+		return "", "", fmt.Errorf("server: generate: %w", err)
+	}
+	raw, err := obj.CompactSerialize()
+	if err != nil {
+		return "", "", fmt.Errorf("server: generate: %w", err)
+	}
+	return raw, raw[strings.LastIndexByte(raw, '.')+1:], nil
 }
 
 func (k *keyring) Validate(ctx context.Context, token string) (string, error) {

@@ -27,6 +27,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	server.TuneRuntime(log)
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
