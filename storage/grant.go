@@ -241,7 +241,9 @@ func (s *Store) grantLoop() {
 			}
 		}
 		s.grants.batches.Add(1)
-		s.grants.grants.Add(int64(len(batch)))
+		if n := s.grants.grants.Add(int64(len(batch))); n/checkpointEveryGrants != (n-int64(len(batch)))/checkpointEveryGrants {
+			s.ckpt.request()
+		}
 		err := s.writeBatch(batch, results)
 		if err != nil && len(batch) > 1 {
 			// One grant broke the batch (or the database did): retry each alone, so only the

@@ -180,3 +180,33 @@ func testCommitGrant(t *testing.T, b backend) {
 		}
 	})
 }
+
+// TestSQLiteCheckpointsOffTheWritePath: the store's connection never checkpoints by itself
+// (wal_autocheckpoint 0), and the checkpointer's PASSIVE checkpoint moves every WAL frame the
+// grants wrote back into the database file.
+func TestSQLiteCheckpointsOffTheWritePath(t *testing.T) {
+	s, clock := newStore(t, sqliteBackend())
+	if s.ckpt == nil {
+		t.Fatal("a SQLite file store has no checkpointer")
+	}
+	var auto int
+	if err := s.db.Raw("PRAGMA wal_autocheckpoint").Scan(&auto).Error; err != nil || auto != 0 {
+		t.Fatalf("wal_autocheckpoint = %d (%v), want 0 on the writer's connection", auto, err)
+	}
+	c := mustUpsertClient(t, s, "agent")
+	for i := range 50 {
+		if err := s.CommitGrant(bg(), grantOf(t, s, c, uniq("ckpt", i), clock.Now(), fmt.Sprintf("k|ckpt-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames, done, err := s.ckpt.checkpoint(bg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if frames == 0 || done != frames {
+		t.Fatalf("checkpoint: %d of %d WAL frames in the database file", done, frames)
+	}
+	if !granted(t, s, uniq("ckpt", 49)) {
+		t.Fatal("grant lost")
+	}
+}

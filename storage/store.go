@@ -77,6 +77,7 @@ type Store struct {
 	log    *slog.Logger
 	now    func() time.Time
 	grants grantWriter
+	ckpt   *checkpointer // SQLite files only
 }
 
 // Open connects to the database described by opts and checks it answers. It does not create
@@ -106,7 +107,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		dialector = sqlite.Open(dsn)
+		dialector = sqlite.New(sqlite.Config{DriverName: sqliteDriver(), DSN: dsn})
+		if path := opts.DSN; path != ":memory:" {
+			if s.ckpt, err = startCheckpointer(dsn, s.log); err != nil {
+				return nil, err
+			}
+		}
 		if conns <= 0 {
 			conns = defaultSQLiteConns
 		}
@@ -132,10 +138,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		NowFunc:     func() time.Time { return dbTime(s.now()) },
 	})
 	if err != nil {
+		_ = s.ckpt.close()
 		return nil, fmt.Errorf("storage: open %s: %w", driver, err)
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
+		_ = s.ckpt.close()
 		return nil, fmt.Errorf("storage: open %s: %w", driver, err)
 	}
 	sqlDB.SetMaxOpenConns(conns)
@@ -145,6 +153,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.db = db
 	if err := s.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
+		_ = s.ckpt.close()
 		return nil, err
 	}
 	return s, nil
@@ -188,6 +197,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the prepared statements and the connection pool.
 func (s *Store) Close() error {
 	s.stopGrants()
+	defer func() { _ = s.ckpt.close() }()
 	if p, ok := s.db.ConnPool.(*gorm.PreparedStmtDB); ok {
 		p.Close()
 	}
