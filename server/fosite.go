@@ -118,6 +118,9 @@ func (s *Server) composeFosite(globalSecret []byte) error {
 	}
 	// Ours runs last: the grant handlers have loaded the stored session by then (fosite.md §4).
 	fc.TokenEndpointHandlers.Append(&bindingHandler{store: s.store, codeSignature: hmacStrategy.AuthorizeCodeSignature})
+	for i, h := range fc.TokenEndpointHandlers {
+		fc.TokenEndpointHandlers[i] = onlyOwnGrant{h}
+	}
 	// Installed after composing so it can fall back to fosite's default strategy (fosite.md §1.1).
 	fc.ClientAuthenticationStrategy = s.authenticateClient
 	s.provider = provider
@@ -126,6 +129,19 @@ func (s *Server) composeFosite(globalSecret []byte) error {
 }
 
 var _ oauth2.CoreStrategy = (*mintingStrategy)(nil)
+
+// onlyOwnGrant calls a token endpoint handler's PopulateTokenEndpointResponse only for requests
+// it handles. fosite calls every handler for every token response, and each one that does not
+// handle the grant answers fosite.ErrUnknownRequest wrapped with a stack trace (runtime.Callers,
+// about 2 % of the CPU of an attested token); the bare sentinel means the same to fosite.
+type onlyOwnGrant struct{ fosite.TokenEndpointHandler }
+
+func (h onlyOwnGrant) PopulateTokenEndpointResponse(ctx context.Context, req fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, req) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, req, resp)
+}
 
 // defaultAudience is tokens.default_audience, or the issuer.
 func (s *Server) defaultAudience() string {

@@ -94,8 +94,8 @@ func (c *checkpointer) run() {
 // checkpoint runs one PASSIVE checkpoint and returns the frames in the WAL and how many of
 // them are now in the database file.
 func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	// ctx is not cancellable in practice (see writeBatch: mattn/go-sqlite3 would run the
+	// statement on a watcher goroutine); a PASSIVE checkpoint never waits for locks.
 	var busy int
 	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &walFrames, &checkpointed); err != nil {
 		return 0, 0, fmt.Errorf("storage: sqlite checkpoint: %w", err)

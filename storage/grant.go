@@ -228,8 +228,10 @@ func (s *Store) grantLoop() {
 		batch = append(batch[:0], u)
 		for yield := 0; yield < 3 && len(batch) < maxGroup; yield++ {
 			// Let the requests that are about to queue their grant run first: a bigger batch
-			// shares BEGIN, COMMIT and the pages every grant touches.
+			// shares BEGIN, COMMIT and the pages every grant touches. Stop as soon as a
+			// yield brought nothing: waiting longer would only delay the grants in hand.
 			runtime.Gosched()
+			before := len(batch)
 		drain:
 			for len(batch) < maxGroup {
 				select {
@@ -238,6 +240,9 @@ func (s *Store) grantLoop() {
 				default:
 					break drain
 				}
+			}
+			if len(batch) == before {
+				break
 			}
 		}
 		s.grants.batches.Add(1)
@@ -294,8 +299,16 @@ var errClosed = errors.New("storage: store closed")
 // writeBatch commits batch in one transaction; results[i] is the outcome of batch[i] (nil or
 // *ReplayedError) when the transaction committed. A non-nil return means nothing committed.
 func (s *Store) writeBatch(batch []*grantUnit, results []error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// SQLite: a context that is never done. mattn/go-sqlite3 runs every statement of a
+	// cancellable context on a goroutine of its own to watch for the cancellation, and
+	// database/sql watches the transaction with another; the busy timeout bounds lock waits
+	// anyway. PostgreSQL: a deadline, so a lost server cannot hold the writer forever.
+	ctx := context.Background()
+	if s.driver == DriverPostgres {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return fmt.Errorf("storage: commit grant: %w", err)
