@@ -179,7 +179,9 @@ func (s *Store) CommitGrant(ctx context.Context, g *Grant) error {
 		return s.InTx(ctx, func(ctx context.Context) error { return s.writeGrantInTx(ctx, u) })
 	}
 	s.grants.once.Do(func() {
-		s.grants.stmts, s.grants.err = s.prepareGrantStmts(context.Background())
+		if s.driver != DriverPostgres { // PostgreSQL: pgx caches the batch statements itself
+			s.grants.stmts, s.grants.err = s.prepareGrantStmts(context.Background())
+		}
 		s.grants.ch = make(chan *grantUnit, maxGroup)
 		s.grants.stop = make(chan struct{})
 		if s.grants.err == nil {
@@ -294,6 +296,8 @@ func (s *Store) GrantStats() (batches, grants int64) {
 	return s.grants.batches.Load(), s.grants.grants.Load()
 }
 
+var errEmptyReplayKey = fmt.Errorf("%w: replay key is empty", ErrInvalid)
+
 var errClosed = errors.New("storage: store closed")
 
 // writeBatch commits batch in one transaction; results[i] is the outcome of batch[i] (nil or
@@ -318,6 +322,15 @@ func (s *Store) writeBatch(batch []*grantUnit, results []error) error {
 		return mapError("commit grant: begin", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if s.driver == DriverPostgres {
+		if err := s.writeBatchPostgres(ctx, tx, batch, results); err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return mapError("commit grant: commit", err)
+		}
+		return nil
+	}
 	w := grantTx{ctx: ctx, s: s,
 		replay: tx.StmtContext(ctx, s.grants.stmts.replay), unreplay: tx.StmtContext(ctx, s.grants.stmts.unreplay),
 		token: tx.StmtContext(ctx, s.grants.stmts.token), decision: tx.StmtContext(ctx, s.grants.stmts.decision)}
@@ -351,7 +364,7 @@ func (w grantTx) write(u *grantUnit) (*ReplayedError, error) {
 	now := dbTime(u.now)
 	for i, k := range u.g.Replay {
 		if k.Key == "" {
-			return nil, fmt.Errorf("%w: replay key is empty", ErrInvalid)
+			return nil, errEmptyReplayKey
 		}
 		res, err := w.replay.ExecContext(w.ctx, hashSignature(k.Key), dbTime(k.ExpiresAt), now)
 		if err != nil {

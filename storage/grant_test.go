@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ory/fosite"
 )
 
 // grantOf builds a grant for test: the given replay keys, one access-token row under sig
@@ -57,6 +60,20 @@ func testCommitGrant(t *testing.T, b backend) {
 		}
 		if !granted(t, s, "deferred") {
 			t.Fatal("CommitGrant wrote no token row")
+		}
+		// The batch statements store what the ORM path stores.
+		want := testRequest(t, c, "req-deferred", "jkt-deferred", now)
+		got, err := s.GetAccessTokenSession(bg(), "deferred", NewSession())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRequest(t, got, want, url.Values{"grant_type": {"authorization_code"}, "scope": {"read write"}, "client_id": {c.ID}})
+		if exp := got.GetSession().GetExpiresAt(fosite.AccessToken); !exp.Equal(dbTime(now.Add(time.Hour))) {
+			t.Fatalf("expiry %v, want %v", exp, now.Add(time.Hour))
+		}
+		ds, err := s.ListDecisions(bg(), DecisionFilter{ClientID: c.ID})
+		if err != nil || len(ds) != 1 || !ds[0].Time.Equal(dbTime(now)) || ds[0].TokenRequestID != "req-deferred" || ds[0].Reason != "ok" {
+			t.Fatalf("decisions %+v (%v)", ds, err)
 		}
 	})
 
