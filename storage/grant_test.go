@@ -199,7 +199,7 @@ func testCommitGrant(t *testing.T, b backend) {
 }
 
 // TestSQLiteCheckpointsOffTheWritePath: the store's connection never checkpoints by itself
-// (wal_autocheckpoint 0), and the checkpointer's PASSIVE checkpoint moves every WAL frame the
+// (wal_autocheckpoint 0) and reads through a memory map, and the checkpointer's PASSIVE checkpoint moves every WAL frame the
 // grants wrote back into the database file.
 func TestSQLiteCheckpointsOffTheWritePath(t *testing.T) {
 	s, clock := newStore(t, sqliteBackend())
@@ -209,6 +209,10 @@ func TestSQLiteCheckpointsOffTheWritePath(t *testing.T) {
 	var auto int
 	if err := s.db.Raw("PRAGMA wal_autocheckpoint").Scan(&auto).Error; err != nil || auto != 0 {
 		t.Fatalf("wal_autocheckpoint = %d (%v), want 0 on the writer's connection", auto, err)
+	}
+	var mmap int64
+	if err := s.db.Raw("PRAGMA mmap_size").Scan(&mmap).Error; err != nil || mmap != 256<<20 {
+		t.Fatalf("mmap_size = %d (%v), want 256 MiB", mmap, err)
 	}
 	c := mustUpsertClient(t, s, "agent")
 	for i := range 50 {
