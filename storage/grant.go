@@ -252,9 +252,9 @@ func (s *Store) grantLoop() {
 			s.ckpt.request()
 		}
 		err := s.writeBatch(batch, results)
-		if err != nil && len(batch) > 1 {
-			// One grant broke the batch (or the database did): retry each alone, so only the
-			// faulty one fails.
+		if err != nil && len(batch) > 1 && !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+			// One grant broke the batch: retry each alone, so only the faulty one fails. Not
+			// when the database is unreachable or hung: every grant would wait again.
 			for i := range batch {
 				if err := s.writeBatch(batch[i:i+1], results[i:i+1]); err != nil {
 					results[i] = err
