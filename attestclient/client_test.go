@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/authz/authz/attestclient"
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/resource"
 	"github.com/authz/authz/server"
 	"github.com/authz/authz/storage"
@@ -40,12 +40,8 @@ type env struct {
 
 func start(t *testing.T, mutate func(*config.Config)) *env {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{issuer: "http://" + ln.Addr().String(), lifetime: time.Hour}
-	e.attester, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ln := testkit.Listen(t)
+	e := &env{issuer: "http://" + ln.Addr().String(), lifetime: time.Hour, attester: testkit.ECKey(t)}
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: e.attester.Public(), KeyID: "att-1", Algorithm: "ES256"}}})
 	cfg := config.Default()
 	cfg.Issuer, cfg.Listen = e.issuer, ln.Addr().String()

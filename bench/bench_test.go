@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/server"
 	"github.com/authz/authz/storage"
 )
@@ -23,10 +23,7 @@ import (
 // configuration and returns the fixture its requests must be made from and its address.
 func startServer(t testing.TB) (*Fixture, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testkit.Listen(t)
 	addr := ln.Addr().String()
 	fx, err := NewFixture("http://" + addr)
 	if err != nil {
@@ -53,15 +50,8 @@ func startServer(t testing.TB) (*Fixture, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		st.Close()
-	})
+	t.Cleanup(func() { st.Close() })
+	testkit.Serve(t, func() error { return srv.Serve(ctx, ln) }, cancel)
 	return fx, addr
 }
 

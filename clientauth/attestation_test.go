@@ -12,41 +12,26 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 func TestAttestationTyp(t *testing.T) {
 	e := newEnv(t, nil)
-	tests := []struct {
-		name    string
-		typ     any
-		wantErr error
-	}{
-		{"exact", TypAttestation, nil},
-		{"upper_case", strings.ToUpper(TypAttestation), nil},
-		{"application_prefix", "application/" + TypAttestation, nil},
-		{"mixed_case_application_prefix", "Application/OAuth-Client-Attestation+JWT", nil},
-		{"missing", nil, ErrAttestationTyp},
-		{"plain_jwt", "JWT", ErrAttestationTyp},
-		{"pop_typ", TypPoP, ErrAttestationTyp},
-		{"dpop_typ", "dpop+jwt", ErrAttestationTyp},
-		{"prefix_only", "application/", ErrAttestationTyp},
-		{"double_prefix", "application/application/" + TypAttestation, ErrAttestationTyp},
-		{"not_a_string", 7, ErrAttestationTyp},
-		{"trailing_space", TypAttestation + " ", ErrAttestationTyp},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			att := e.attestation(func(h, c map[string]any) {
-				if tt.typ == nil {
-					delete(h, "typ")
-				} else {
-					h["typ"] = tt.typ
-				}
-			})
-			_, err := e.authenticate(att, e.pop(nil))
-			checkErr(t, err, tt.wantErr)
-		})
-	}
+	e.checkAttestations(t, []mutationCase{
+		{"exact", withTyp(TypAttestation), nil},
+		{"upper_case", withTyp(strings.ToUpper(TypAttestation)), nil},
+		{"application_prefix", withTyp("application/" + TypAttestation), nil},
+		{"mixed_case_application_prefix", withTyp("Application/OAuth-Client-Attestation+JWT"), nil},
+		{"missing", withTyp(nil), ErrAttestationTyp},
+		{"plain_jwt", withTyp("JWT"), ErrAttestationTyp},
+		{"pop_typ", withTyp(TypPoP), ErrAttestationTyp},
+		{"dpop_typ", withTyp("dpop+jwt"), ErrAttestationTyp},
+		{"prefix_only", withTyp("application/"), ErrAttestationTyp},
+		{"double_prefix", withTyp("application/application/" + TypAttestation), ErrAttestationTyp},
+		{"not_a_string", withTyp(7), ErrAttestationTyp},
+		{"trailing_space", withTyp(TypAttestation + " "), ErrAttestationTyp},
+	})
 }
 
 // TestAttestationAlg covers the algorithm rules of ABCA-09 §7.1 step 3 and profile §8,
@@ -71,7 +56,7 @@ func TestAttestationAlg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p384 := newECKey(t, elliptic.P384())
+	p384 := testkit.ECKeyOn(t, elliptic.P384())
 
 	macAtt := func(env *testEnv, alg string, key []byte, kid any) string {
 		h := env.attHeader()
@@ -93,37 +78,37 @@ func TestAttestationAlg(t *testing.T) {
 		{"alg_none", e, func(env *testEnv) string {
 			h := env.attHeader()
 			h["alg"] = "none"
-			return signRaw(t, "none", nil, mustJSON(t, h), mustJSON(t, env.attClaims()))
+			return signRaw(t, "none", nil, testkit.MustJSON(t, h), testkit.MustJSON(t, env.attClaims()))
 		}, ErrAttestationAlg},
 		{"alg_missing", e, func(env *testEnv) string {
 			h := env.attHeader()
 			delete(h, "alg")
-			return signRaw(t, "ES256", env.attKey, mustJSON(t, h), mustJSON(t, env.attClaims()))
+			return signRaw(t, "ES256", env.attKey, testkit.MustJSON(t, h), testkit.MustJSON(t, env.attClaims()))
 		}, ErrAttestationAlg},
 		{"alg_not_a_string", e, func(env *testEnv) string {
 			h := env.attHeader()
 			h["alg"] = []string{"ES256"}
-			return signRaw(t, "ES256", env.attKey, mustJSON(t, h), mustJSON(t, env.attClaims()))
+			return signRaw(t, "ES256", env.attKey, testkit.MustJSON(t, h), testkit.MustJSON(t, env.attClaims()))
 		}, ErrAttestationAlg},
 		{"alg_unregistered", e, func(env *testEnv) string {
 			h := env.attHeader()
 			h["alg"] = "ES256K"
-			return signRaw(t, "ES256", env.attKey, mustJSON(t, h), mustJSON(t, env.attClaims()))
+			return signRaw(t, "ES256", env.attKey, testkit.MustJSON(t, h), testkit.MustJSON(t, env.attClaims()))
 		}, ErrAttestationAlg},
 		{"alg_lower_case", e, func(env *testEnv) string {
 			h := env.attHeader()
 			h["alg"] = "es256"
-			return signRaw(t, "ES256", env.attKey, mustJSON(t, h), mustJSON(t, env.attClaims()))
+			return signRaw(t, "ES256", env.attKey, testkit.MustJSON(t, h), testkit.MustJSON(t, env.attClaims()))
 		}, ErrAttestationAlg},
 		{"es384_header_with_p256_key", e, func(env *testEnv) string {
 			h := env.attHeader()
 			h["alg"] = "ES384"
-			return signRaw(t, "ES384", p384, mustJSON(t, h), mustJSON(t, env.attClaims()))
+			return signRaw(t, "ES384", p384, testkit.MustJSON(t, h), testkit.MustJSON(t, env.attClaims()))
 		}, ErrAttestationAlg},
 		{"rs256_header_with_ec_key", e, func(env *testEnv) string {
 			h := env.attHeader()
 			h["alg"] = "RS256"
-			return signRaw(t, "ES256", env.attKey, mustJSON(t, h), mustJSON(t, env.attClaims()))
+			return signRaw(t, "ES256", env.attKey, testkit.MustJSON(t, h), testkit.MustJSON(t, env.attClaims()))
 		}, ErrAttestationAlg},
 		{"hs256_without_any_mac_attester", noMAC, func(env *testEnv) string {
 			return macAtt(env, "HS256", jwkBytes, testKid)
@@ -157,11 +142,7 @@ func TestAttestationAlg(t *testing.T) {
 
 func TestAttestationClaims(t *testing.T) {
 	e := newEnv(t, nil)
-	tests := []struct {
-		name    string
-		mutate  func(h, c map[string]any)
-		wantErr error
-	}{
+	e.checkAttestations(t, []mutationCase{
 		{"valid", nil, nil},
 		{"unknown_claims_ignored", func(h, c map[string]any) { c["device_integrity"] = map[string]any{"x": 1}; c["iss"] = "legacy" }, nil},
 		{"fractional_exp", func(h, c map[string]any) { c["exp"] = float64(testNow.Add(time.Hour).Unix()) + 0.5 }, nil},
@@ -182,20 +163,14 @@ func TestAttestationClaims(t *testing.T) {
 		{"cnf_jwk_missing", func(h, c map[string]any) { c["cnf"] = map[string]any{} }, ErrCnfKey},
 		{"cnf_jkt_instead_of_jwk", func(h, c map[string]any) { c["cnf"] = map[string]any{"jkt": "abc"} }, ErrCnfKey},
 		{"cnf_jwk_string", func(h, c map[string]any) { c["cnf"] = map[string]any{"jwk": "key"} }, ErrCnfKey},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.authenticate(e.attestation(tt.mutate), e.pop(nil))
-			checkErr(t, err, tt.wantErr)
-		})
-	}
+	})
 }
 
 // TestAttestationDuplicateMembers covers RFC 7515 §4 / RFC 7519 §4: duplicate member names in
 // the header or payload, at any depth, are rejected (go-jose alone would keep the last one).
 func TestAttestationDuplicateMembers(t *testing.T) {
 	e := newEnv(t, nil)
-	cnf := string(mustJSON(t, e.attClaims()["cnf"]))
+	cnf := string(testkit.MustJSON(t, e.attClaims()["cnf"]))
 	exp := testNow.Add(time.Hour).Unix()
 	hdr := `{"typ":"` + TypAttestation + `","alg":"ES256","kid":"` + testKid + `"}`
 	payload := func(extra string) string {
@@ -211,7 +186,7 @@ func TestAttestationDuplicateMembers(t *testing.T) {
 		{"duplicate_sub", hdr, payload(`,"sub":"other"`), ErrAttestationMalformed},
 		{"duplicate_sub_escaped", hdr, payload(`,"s\u0075b":"other"`), ErrAttestationMalformed},
 		{"duplicate_exp", hdr, payload(`,"exp":1`), ErrAttestationMalformed},
-		{"duplicate_nested_in_cnf", hdr, `{"sub":"` + testClientID + `","exp":` + big.NewInt(exp).String() + `,"cnf":{"jwk":` + strings.TrimSuffix(string(mustJSON(t, e.attClaims()["cnf"].(map[string]any)["jwk"])), "}") + `,"kty":"EC"}}}`, ErrAttestationMalformed},
+		{"duplicate_nested_in_cnf", hdr, `{"sub":"` + testClientID + `","exp":` + big.NewInt(exp).String() + `,"cnf":{"jwk":` + strings.TrimSuffix(string(testkit.MustJSON(t, e.attClaims()["cnf"].(map[string]any)["jwk"])), "}") + `,"kty":"EC"}}}`, ErrAttestationMalformed},
 		{"duplicate_alg", `{"typ":"` + TypAttestation + `","alg":"ES256","alg":"none","kid":"` + testKid + `"}`, payload(""), ErrAttestationMalformed},
 		{"duplicate_kid", `{"typ":"` + TypAttestation + `","alg":"ES256","kid":"x","kid":"` + testKid + `"}`, payload(""), ErrAttestationMalformed},
 		{"payload_array", hdr, `[` + payload("") + `]`, ErrAttestationMalformed},
@@ -275,7 +250,7 @@ func TestParseCompactJWS(t *testing.T) {
 		{"header_not_object", b64.EncodeToString([]byte(`"ES256"`)) + "." + parts[1] + "." + parts[2], ErrAttestationMalformed},
 		{"alg_outside_allow_list", b64.EncodeToString([]byte(`{"alg":"ES384"}`)) + "." + parts[1] + "." + parts[2], ErrAttestationAlg},
 		{"invalid_x5c", b64.EncodeToString([]byte(`{"alg":"ES256","x5c":["AAAA"]}`)) + "." + parts[1] + "." + parts[2], ErrAttestationMalformed},
-		{"embedded_private_jwk", b64.EncodeToString(mustJSON(t, map[string]any{"alg": "ES256", "jwk": jwkMap(t, jose.JSONWebKey{Key: e.instKey})})) + "." + parts[1] + "." + parts[2], ErrAttestationMalformed},
+		{"embedded_private_jwk", b64.EncodeToString(testkit.MustJSON(t, map[string]any{"alg": "ES256", "jwk": jwkMap(t, jose.JSONWebKey{Key: e.instKey})})) + "." + parts[1] + "." + parts[2], ErrAttestationMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,11 +263,7 @@ func TestParseCompactJWS(t *testing.T) {
 // TestCrit covers RFC 7515 §4.1.11: authz understands no extension, so any crit fails.
 func TestCrit(t *testing.T) {
 	e := newEnv(t, nil)
-	tests := []struct {
-		name    string
-		mutate  func(h, c map[string]any)
-		wantErr error
-	}{
+	tests := []mutationCase{
 		{"no_crit", nil, nil},
 		{"crit_unknown_member", func(h, c map[string]any) { h["crit"] = []string{"exp"}; h["exp"] = 1 }, ErrCrit},
 		{"crit_empty", func(h, c map[string]any) { h["crit"] = []string{} }, ErrCrit},
@@ -322,11 +293,11 @@ func TestCnfKey(t *testing.T) {
 		return m
 	}
 	ecPriv := jwkMap(t, jose.JSONWebKey{Key: e.instKey})
-	rsaKey := newRSAKey(t, 2048)
+	rsaKey := testkit.RSAKey(t, 2048)
 	rsaPriv := jwkMap(t, jose.JSONWebKey{Key: rsaKey})
-	shortRSA := newRSAKey(t, 1024)
-	edKey := newEdKey(t)
-	p384 := newECKey(t, elliptic.P384())
+	shortRSA := testkit.RSAKey(t, 1024)
+	edKey := testkit.Ed25519Key(t)
+	p384 := testkit.ECKeyOn(t, elliptic.P384())
 	// An off-curve point: P-256 x with y+1.
 	y := new(big.Int).Add(e.instKey.Y, big.NewInt(1))
 	offCurve := withMember("y", base64.RawURLEncoding.EncodeToString(y.FillBytes(make([]byte, 32))))
@@ -360,7 +331,7 @@ func TestCnfKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			att := e.attestation(func(h, c map[string]any) { c["cnf"] = map[string]any{"jwk": tt.jwk} })
-			pop := signRaw(t, tt.popAlg, tt.popKey, []byte(`{"typ":"`+TypPoP+`","alg":"`+tt.popAlg+`"}`), mustJSON(t, map[string]any{"aud": testIssuer, "jti": nextJTI(), "iat": testNow.Unix()}))
+			pop := signRaw(t, tt.popAlg, tt.popKey, []byte(`{"typ":"`+TypPoP+`","alg":"`+tt.popAlg+`"}`), testkit.MustJSON(t, map[string]any{"aud": testIssuer, "jti": nextJTI(), "iat": testNow.Unix()}))
 			res, err := e.authenticate(att, pop)
 			checkErr(t, err, tt.wantErr)
 			if err == nil && (res.InstanceJKT == "" || res.InstanceKey == nil || !res.InstanceKey.IsPublic()) {
@@ -412,14 +383,14 @@ func TestAttestationTimes(t *testing.T) {
 // TestResultOnFailure checks that a rejected request still reports what verification found.
 func TestResultOnFailure(t *testing.T) {
 	e := newEnv(t, nil)
-	other := newECKey(t, elliptic.P256())
+	other := testkit.ECKey(t)
 	res, err := e.authenticate(e.attestation(nil), signJWT(t, other, map[string]any{"typ": TypPoP, "alg": "ES256"}, map[string]any{"aud": testIssuer, "jti": "j", "iat": testNow.Unix()}))
 	checkErr(t, err, ErrPoPSignature)
 	if res.ClientID != testClientID || res.Attester != testAttester || res.Resolution != ResolutionKID || res.InstanceJKT == "" || res.PoPMethod != PoPMethodJWT || res.Replay != nil {
 		t.Errorf("partial result = %+v", res)
 	}
 	// An attestation from an unknown key still yields the unverified sub and instance key.
-	stranger := newECKey(t, elliptic.P256())
+	stranger := testkit.ECKey(t)
 	res, err = e.authenticate(signJWT(t, stranger, e.attHeader(), e.attClaims()), e.pop(nil))
 	checkErr(t, err, ErrAttestationSignature)
 	if res.ClientID != testClientID || res.InstanceJKT == "" || res.Attester != testAttester {

@@ -1,20 +1,20 @@
 package clientauth
 
 import (
-	"crypto/elliptic"
 	"errors"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 )
 
 // TestCombinedMode covers ABCA-09 §7.3 with profile §1, §2, §5.
 func TestCombinedMode(t *testing.T) {
 	optional := newEnv(t, nil)
 	required := newEnv(t, func(e *testEnv, cfg *Config) { cfg.ChallengeRequired = true })
-	other := newECKey(t, elliptic.P256())
+	other := testkit.ECKey(t)
 	challenge, err := required.v.IssueChallenge()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestCombinedMode(t *testing.T) {
 // request is plain RFC 9449 DPoP; its key may differ from cnf and clientauth does not check it.
 func TestNormalModeWithPlainDPoP(t *testing.T) {
 	e := newEnv(t, nil)
-	other := newECKey(t, elliptic.P256())
+	other := testkit.ECKey(t)
 	h := headerWith(HeaderClientAttestation, e.attestation(nil), HeaderClientAttestationPoP, e.pop(nil), "DPoP", e.dpopProof(other, nil))
 	res, err := e.v.Authenticate(t.Context(), e.request(h), e.client())
 	checkErr(t, err, nil)

@@ -1,7 +1,6 @@
 package clientauth
 
 import (
-	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/json"
 	"slices"
@@ -11,10 +10,12 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 func TestNew(t *testing.T) {
-	key := newECKey(t, elliptic.P256())
+	key := testkit.ECKey(t)
 	pub := publicJWK(t, key, "k")
 	valid := func() Config {
 		return Config{Issuer: testIssuer, Attesters: []Attester{{ID: "a", Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}}, Enabled: true}}}
@@ -57,8 +58,8 @@ func TestNew(t *testing.T) {
 // TestSetAttestersValidation covers profile §4, §8 attester configuration rules.
 func TestSetAttestersValidation(t *testing.T) {
 	e := newEnv(t, nil)
-	k1 := newECKey(t, elliptic.P256())
-	k2 := newECKey(t, elliptic.P256())
+	k1 := testkit.ECKey(t)
+	k2 := testkit.ECKey(t)
 	set := func(keys ...jose.JSONWebKey) *jose.JSONWebKeySet { return &jose.JSONWebKeySet{Keys: keys} }
 	root := issueCert(t, certSpec{cn: "r", ca: true, notBefore: testNow.Add(-time.Hour), notAfter: testNow.Add(time.Hour), keyUsage: x509.KeyUsageCertSign}, &k1.PublicKey, k1, nil)
 	tests := []struct {
@@ -89,7 +90,7 @@ func TestSetAttestersValidation(t *testing.T) {
 		{"no_key_source", []Attester{{ID: "a", Enabled: true}}, "at least one"},
 		{"private_key", []Attester{{ID: "a", Keys: set(jose.JSONWebKey{Key: k1, KeyID: "k"}), Enabled: true}}, "public"},
 		{"symmetric_key", []Attester{{ID: "a", Keys: set(jose.JSONWebKey{Key: []byte(strings.Repeat("k", 32)), KeyID: "k"}), Enabled: true}}, "public"},
-		{"short_rsa_key", []Attester{{ID: "a", Keys: set(publicJWK(t, newRSAKey(t, 1024), "k")), Enabled: true}}, "2048"},
+		{"short_rsa_key", []Attester{{ID: "a", Keys: set(publicJWK(t, testkit.RSAKey(t, 1024), "k")), Enabled: true}}, "2048"},
 		{"short_hmac_secret", []Attester{{ID: "a", HMACSecret: []byte(strings.Repeat("s", 31)), Enabled: true}}, "32 bytes"},
 		{"jku_http_not_loopback", []Attester{{ID: "a", JKUAllowlist: []string{"http://attester.example/jwks"}, Enabled: true}}, "loopback"},
 		{"jwks_uri_ftp", []Attester{{ID: "a", JWKSURI: "ftp://attester.example/jwks", Enabled: true}}, "https"},
@@ -194,7 +195,7 @@ func TestVerifiedCache(t *testing.T) {
 func TestSetAttestersConcurrent(t *testing.T) {
 	e := newEnv(t, nil)
 	atts := e.cfg.Attesters
-	other := []Attester{{ID: "other", Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{publicJWK(t, newECKey(t, elliptic.P256()), "o")}}, Enabled: true}}
+	other := []Attester{{ID: "other", Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{publicJWK(t, testkit.ECKey(t), "o")}}, Enabled: true}}
 	tokens := make([]string, 8)
 	pops := make([]string, 8)
 	for i := range tokens {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 func FuzzVerifyAttestation(f *testing.F) {
@@ -12,14 +14,14 @@ func FuzzVerifyAttestation(f *testing.F) {
 	e := newEnv(f, func(e *testEnv, cfg *Config) {
 		cfg.Attesters = append(cfg.Attesters, Attester{ID: "mac-att", HMACSecret: macSecret, Enabled: true})
 	}, withoutCache())
-	pubJWK := mustJSON(f, publicJWK(f, e.attKey, testKid))
-	hdr := string(mustJSON(f, e.attHeader()))
+	pubJWK := testkit.MustJSON(f, publicJWK(f, e.attKey, testKid))
+	hdr := string(testkit.MustJSON(f, e.attHeader()))
 
 	f.Add(e.attestation(nil))
 	f.Add(e.attestation(func(h, c map[string]any) { h["alg"] = "none" }))
-	f.Add(signRaw(f, "none", nil, []byte(`{"typ":"`+TypAttestation+`","alg":"none"}`), mustJSON(f, e.attClaims())))
-	f.Add(signRaw(f, "HS256", pubJWK, []byte(`{"typ":"`+TypAttestation+`","alg":"HS256","kid":"`+testKid+`"}`), mustJSON(f, e.attClaims())))
-	f.Add(signRaw(f, "HS256", macSecret, []byte(`{"typ":"`+TypAttestation+`","alg":"HS256"}`), mustJSON(f, e.attClaims())))
+	f.Add(signRaw(f, "none", nil, []byte(`{"typ":"`+TypAttestation+`","alg":"none"}`), testkit.MustJSON(f, e.attClaims())))
+	f.Add(signRaw(f, "HS256", pubJWK, []byte(`{"typ":"`+TypAttestation+`","alg":"HS256","kid":"`+testKid+`"}`), testkit.MustJSON(f, e.attClaims())))
+	f.Add(signRaw(f, "HS256", macSecret, []byte(`{"typ":"`+TypAttestation+`","alg":"HS256"}`), testkit.MustJSON(f, e.attClaims())))
 	f.Add(e.attestation(func(h, c map[string]any) { c["sub"] = 1; c["exp"] = "x"; c["cnf"] = []int{1} }))
 	f.Add(e.attestation(func(h, c map[string]any) {
 		c["cnf"] = map[string]any{"jwk": jwkMap(f, jose.JSONWebKey{Key: e.instKey})}

@@ -3,11 +3,7 @@ package clientauth
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -20,6 +16,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 const (
@@ -32,53 +30,6 @@ const (
 
 // testNow is the fixed time every test starts at.
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-
-// testClock is a settable clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newTestClock() *testClock { return &testClock{now: testNow} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newECKey(t testing.TB, curve elliptic.Curve) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(curve, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newRSAKey(t testing.TB, bits int) *rsa.PrivateKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newEdKey(t testing.TB) ed25519.PrivateKey {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 // publicOf returns the public half of a private key.
 func publicOf(t testing.TB, priv any) crypto.PublicKey {
@@ -110,15 +61,6 @@ func jwkMap(t testing.TB, k jose.JSONWebKey) map[string]any {
 	return m
 }
 
-func mustJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 var b64 = base64.RawURLEncoding
 
 // signRaw builds a compact JWS from raw header and payload JSON texts, signing with key for alg
@@ -126,72 +68,21 @@ var b64 = base64.RawURLEncoding
 func signRaw(t testing.TB, alg string, key any, header, payload []byte) string {
 	t.Helper()
 	input := b64.EncodeToString(header) + "." + b64.EncodeToString(payload)
-	sig := signInput(t, alg, key, []byte(input))
-	return input + "." + b64.EncodeToString(sig)
-}
-
-func signInput(t testing.TB, alg string, key any, input []byte) []byte {
-	t.Helper()
-	hashFor := map[string]crypto.Hash{
-		"ES256": crypto.SHA256, "ES384": crypto.SHA384, "ES512": crypto.SHA512,
-		"RS256": crypto.SHA256, "RS384": crypto.SHA384, "RS512": crypto.SHA512,
-		"PS256": crypto.SHA256, "PS384": crypto.SHA384, "PS512": crypto.SHA512,
-		"HS256": crypto.SHA256, "HS384": crypto.SHA384, "HS512": crypto.SHA512,
-	}
-	digest := func() []byte {
-		h := hashFor[alg].New()
-		h.Write(input)
-		return h.Sum(nil)
-	}
-	switch alg {
-	case "none":
-		return nil
-	case "ES256", "ES384", "ES512":
-		k := key.(*ecdsa.PrivateKey)
-		r, s, err := ecdsa.Sign(rand.Reader, k, digest())
-		if err != nil {
-			t.Fatal(err)
-		}
-		size := (k.Curve.Params().BitSize + 7) / 8
-		out := make([]byte, 2*size)
-		r.FillBytes(out[:size])
-		s.FillBytes(out[size:])
-		return out
-	case "RS256", "RS384", "RS512":
-		sig, err := rsa.SignPKCS1v15(rand.Reader, key.(*rsa.PrivateKey), hashFor[alg], digest())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sig
-	case "PS256", "PS384", "PS512":
-		sig, err := rsa.SignPSS(rand.Reader, key.(*rsa.PrivateKey), hashFor[alg], digest(), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sig
-	case "EdDSA":
-		return ed25519.Sign(key.(ed25519.PrivateKey), input)
-	case "HS256", "HS384", "HS512":
-		m := hmac.New(hashFor[alg].New, key.([]byte))
-		m.Write(input)
-		return m.Sum(nil)
-	}
-	t.Fatalf("signInput: unsupported alg %s", alg)
-	return nil
+	return input + "." + b64.EncodeToString(testkit.SignInput(t, alg, key, []byte(input)))
 }
 
 // signJWT marshals header and claims and signs them with header["alg"].
 func signJWT(t testing.TB, key any, header, claims map[string]any) string {
 	t.Helper()
 	alg, _ := header["alg"].(string)
-	return signRaw(t, alg, key, mustJSON(t, header), mustJSON(t, claims))
+	return signRaw(t, alg, key, testkit.MustJSON(t, header), testkit.MustJSON(t, claims))
 }
 
 // testEnv is a verifier with one attester (testAttester, EC P-256 key testKid) and one client
 // instance key (EC P-256), on a settable clock.
 type testEnv struct {
 	t       testing.TB
-	clock   *testClock
+	clock   *testkit.Clock
 	attKey  *ecdsa.PrivateKey
 	instKey *ecdsa.PrivateKey
 	cfg     Config
@@ -203,7 +94,7 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
 func newEnv(t testing.TB, mutate func(e *testEnv, cfg *Config), opts ...Option) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, clock: newTestClock(), attKey: newECKey(t, elliptic.P256()), instKey: newECKey(t, elliptic.P256())}
+	e := &testEnv{t: t, clock: testkit.NewClock(testNow), attKey: testkit.ECKey(t), instKey: testkit.ECKey(t)}
 	e.cfg = Config{
 		Issuer: testIssuer,
 		Attesters: []Attester{{
@@ -302,6 +193,49 @@ func (e *testEnv) client() ClientPolicy {
 // authenticate runs a normal-mode request with att and pop for the default client.
 func (e *testEnv) authenticate(att, pop string) (*Result, error) {
 	return e.v.Authenticate(e.t.Context(), e.request(headerWith(HeaderClientAttestation, att, HeaderClientAttestationPoP, pop)), e.client())
+}
+
+// mutationCase is a table case: a change to a token's header and claims before signing, and
+// the error it must cause (nil: the request is accepted).
+type mutationCase struct {
+	name    string
+	mutate  func(h, c map[string]any)
+	wantErr error
+}
+
+// withTyp is a mutation that sets the typ header to typ, or removes it when typ is nil.
+func withTyp(typ any) func(h, c map[string]any) {
+	return func(h, _ map[string]any) {
+		if typ == nil {
+			delete(h, "typ")
+		} else {
+			h["typ"] = typ
+		}
+	}
+}
+
+// checkAttestations runs each case as a subtest: an attestation changed by its mutate, sent with
+// a valid PoP.
+func (e *testEnv) checkAttestations(t *testing.T, tests []mutationCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.authenticate(e.attestation(tt.mutate), e.pop(nil))
+			checkErr(t, err, tt.wantErr)
+		})
+	}
+}
+
+// checkPoPs runs each case as a subtest: a valid attestation sent with a PoP changed by its
+// mutate.
+func (e *testEnv) checkPoPs(t *testing.T, tests []mutationCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.authenticate(e.attestation(nil), e.pop(tt.mutate))
+			checkErr(t, err, tt.wantErr)
+		})
+	}
 }
 
 // checkErr asserts err against want with errors.Is (want nil = success).

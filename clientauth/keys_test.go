@@ -13,6 +13,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 // jwksServer serves a mutable JWK set on loopback and counts fetches per path.
@@ -49,9 +51,9 @@ func (s *jwksServer) url(path string) string { return s.srv.URL + path }
 
 // TestKeyResolution covers profile §4/§8 precedence and each resolution path end to end.
 func TestKeyResolution(t *testing.T) {
-	second := newECKey(t, elliptic.P256())
-	noKid := newECKey(t, elliptic.P256())
-	jkuKey := newECKey(t, elliptic.P256())
+	second := testkit.ECKey(t)
+	noKid := testkit.ECKey(t)
+	jkuKey := testkit.ECKey(t)
 	srv := newJWKSServer(t, publicJWK(t, jkuKey, "jku-key"))
 	macSecret := []byte(strings.Repeat("m", 64))
 	e := newEnv(t, func(e *testEnv, cfg *Config) {
@@ -77,8 +79,8 @@ func TestKeyResolution(t *testing.T) {
 		{"kid_of_attester_not_allowed", second, map[string]any{"alg": "ES256", "kid": "att2-key"}, []string{testAttester}, ErrAttesterNotAllowed, "att2", ResolutionKID},
 		{"keys_tried_finds_keyless_kid", noKid, map[string]any{"alg": "ES256"}, nil, nil, "att2", ResolutionKeysTried},
 		{"keys_tried_only_allowed_attesters", noKid, map[string]any{"alg": "ES256"}, []string{testAttester}, ErrAttestationSignature, "", ResolutionKeysTried},
-		{"keys_tried_unknown_key", newECKey(t, elliptic.P256()), map[string]any{"alg": "ES256"}, nil, ErrAttestationSignature, "", ResolutionKeysTried},
-		{"keys_tried_no_fitting_key", newECKey(t, elliptic.P384()), map[string]any{"alg": "ES384"}, nil, ErrAttestationUnknownKey, "", ResolutionKeysTried},
+		{"keys_tried_unknown_key", testkit.ECKey(t), map[string]any{"alg": "ES256"}, nil, ErrAttestationSignature, "", ResolutionKeysTried},
+		{"keys_tried_no_fitting_key", testkit.ECKeyOn(t, elliptic.P384()), map[string]any{"alg": "ES384"}, nil, ErrAttestationUnknownKey, "", ResolutionKeysTried},
 		{"jku_allow_listed", jkuKey, map[string]any{"alg": "ES256", "kid": "jku-key", "jku": srv.url("/jwks")}, nil, nil, "jku-att", ResolutionJKU},
 		{"jku_wins_over_kid_lookup", jkuKey, map[string]any{"alg": "ES256", "kid": "jku-key", "jku": srv.url("/jwks")}, []string{"jku-att"}, nil, "jku-att", ResolutionJKU},
 		{"jku_without_kid", jkuKey, map[string]any{"alg": "ES256", "jku": srv.url("/jwks")}, nil, nil, "jku-att", ResolutionJKU},
@@ -119,10 +121,10 @@ func TestKeyResolution(t *testing.T) {
 // TestX5CResolution covers ABCA-09 §9.7 x5c with profile §8: chains only to configured roots,
 // validity, key usage, and the precedence of x5c over kid.
 func TestX5CResolution(t *testing.T) {
-	rootKey := newECKey(t, elliptic.P256())
-	interKey := newECKey(t, elliptic.P256())
-	leafKey := newECKey(t, elliptic.P256())
-	evilKey := newECKey(t, elliptic.P256())
+	rootKey := testkit.ECKey(t)
+	interKey := testkit.ECKey(t)
+	leafKey := testkit.ECKey(t)
+	evilKey := testkit.ECKey(t)
 	valid := certSpec{notBefore: testNow.Add(-time.Hour), notAfter: testNow.Add(24 * time.Hour)}
 	caSpec := valid
 	caSpec.ca, caSpec.keyUsage, caSpec.cn = true, x509.KeyUsageCertSign, "root"
@@ -189,8 +191,8 @@ func TestX5CResolution(t *testing.T) {
 
 // TestAmbiguousKid covers profile §8: a kid known to two attesters is rejected, never guessed.
 func TestAmbiguousKid(t *testing.T) {
-	k1 := newECKey(t, elliptic.P256())
-	k2 := newECKey(t, elliptic.P256())
+	k1 := testkit.ECKey(t)
+	k2 := testkit.ECKey(t)
 	srv1 := newJWKSServer(t, publicJWK(t, k1, "shared"))
 	srv2 := newJWKSServer(t, publicJWK(t, k2, "shared"))
 	e := newEnv(t, func(e *testEnv, cfg *Config) {
@@ -234,8 +236,8 @@ func TestDisabledAttester(t *testing.T) {
 // TestJWKSURIFetchAndCache covers profile §8 jwks_uri: fetched once, cached five minutes,
 // refreshed at most once a minute on an unknown kid.
 func TestJWKSURIFetchAndCache(t *testing.T) {
-	k1 := newECKey(t, elliptic.P256())
-	k2 := newECKey(t, elliptic.P256())
+	k1 := testkit.ECKey(t)
+	k2 := testkit.ECKey(t)
 	srv := newJWKSServer(t, publicJWK(t, k1, "k1"))
 	e := newEnv(t, func(e *testEnv, cfg *Config) {
 		cfg.Attesters = []Attester{{ID: "remote", JWKSURI: srv.url("/jwks"), Enabled: true}}
@@ -279,7 +281,7 @@ func TestJWKSURIFetchAndCache(t *testing.T) {
 // TestJKUFetchPolicy covers profile §8 jku: never a URL outside the allow-list, no redirects,
 // bad responses rejected.
 func TestJKUFetchPolicy(t *testing.T) {
-	key := newECKey(t, elliptic.P256())
+	key := testkit.ECKey(t)
 	srv := newJWKSServer(t, publicJWK(t, key, "k"))
 	e := newEnv(t, func(e *testEnv, cfg *Config) {
 		cfg.Attesters = append(cfg.Attesters, Attester{ID: "jku-att", JKUAllowlist: []string{srv.url("/redirect"), srv.url("/missing")}, Enabled: true})
@@ -308,9 +310,9 @@ func TestJKUFetchPolicy(t *testing.T) {
 
 // TestParseJWKS covers the key set parser: only public asymmetric signature keys are kept.
 func TestParseJWKS(t *testing.T) {
-	ec := newECKey(t, elliptic.P256())
-	pub := string(mustJSON(t, jwkMap(t, publicJWK(t, ec, "pub"))))
-	priv := string(mustJSON(t, jwkMap(t, jose.JSONWebKey{Key: ec, KeyID: "priv"})))
+	ec := testkit.ECKey(t)
+	pub := string(testkit.MustJSON(t, jwkMap(t, publicJWK(t, ec, "pub"))))
+	priv := string(testkit.MustJSON(t, jwkMap(t, jose.JSONWebKey{Key: ec, KeyID: "priv"})))
 	tests := []struct {
 		name     string
 		body     string

@@ -9,37 +9,22 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 func TestPoPTyp(t *testing.T) {
 	e := newEnv(t, nil)
-	tests := []struct {
-		name    string
-		typ     any
-		wantErr error
-	}{
-		{"exact", TypPoP, nil},
-		{"upper_case", strings.ToUpper(TypPoP), nil},
-		{"application_prefix", "application/" + TypPoP, nil},
-		{"missing", nil, ErrPoPTyp},
-		{"attestation_typ", TypAttestation, ErrPoPTyp},
-		{"dpop_typ", "dpop+jwt", ErrPoPTyp},
-		{"jwt", "JWT", ErrPoPTyp},
-		{"not_a_string", true, ErrPoPTyp},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			pop := e.pop(func(h, c map[string]any) {
-				if tt.typ == nil {
-					delete(h, "typ")
-				} else {
-					h["typ"] = tt.typ
-				}
-			})
-			_, err := e.authenticate(e.attestation(nil), pop)
-			checkErr(t, err, tt.wantErr)
-		})
-	}
+	e.checkPoPs(t, []mutationCase{
+		{"exact", withTyp(TypPoP), nil},
+		{"upper_case", withTyp(strings.ToUpper(TypPoP)), nil},
+		{"application_prefix", withTyp("application/" + TypPoP), nil},
+		{"missing", withTyp(nil), ErrPoPTyp},
+		{"attestation_typ", withTyp(TypAttestation), ErrPoPTyp},
+		{"dpop_typ", withTyp("dpop+jwt"), ErrPoPTyp},
+		{"jwt", withTyp("JWT"), ErrPoPTyp},
+		{"not_a_string", withTyp(true), ErrPoPTyp},
+	})
 }
 
 // TestPoPAlg covers ABCA-09 §7.2 step 3 and §5.1 rule 2: asymmetric only, allow-listed, and
@@ -50,10 +35,10 @@ func TestPoPAlg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p384 := newECKey(t, elliptic.P384())
-	other := newECKey(t, elliptic.P256())
+	p384 := testkit.ECKeyOn(t, elliptic.P384())
+	other := testkit.ECKey(t)
 	claims := func() []byte {
-		return mustJSON(t, map[string]any{"aud": testIssuer, "jti": nextJTI(), "iat": testNow.Unix()})
+		return testkit.MustJSON(t, map[string]any{"aud": testIssuer, "jti": nextJTI(), "iat": testNow.Unix()})
 	}
 	hdr := func(alg string) []byte { return []byte(`{"typ":"` + TypPoP + `","alg":"` + alg + `"}`) }
 	tests := []struct {
@@ -73,7 +58,7 @@ func TestPoPAlg(t *testing.T) {
 		{"jwk_alg_member_differs", func() string { return signRaw(t, "ES256", e.instKey, hdr("ES256"), claims()) }, "ES384", ErrPoPAlg},
 		{"signed_by_another_key", func() string { return signRaw(t, "ES256", other, hdr("ES256"), claims()) }, "", ErrPoPSignature},
 		{"header_jwk_is_ignored", func() string {
-			h := mustJSON(t, map[string]any{"typ": TypPoP, "alg": "ES256", "jwk": jwkMap(t, publicJWK(t, other, ""))})
+			h := testkit.MustJSON(t, map[string]any{"typ": TypPoP, "alg": "ES256", "jwk": jwkMap(t, publicJWK(t, other, ""))})
 			return signRaw(t, "ES256", other, h, claims())
 		}, "", ErrPoPSignature},
 	}
@@ -92,11 +77,7 @@ func TestPoPAlg(t *testing.T) {
 
 func TestPoPClaims(t *testing.T) {
 	e := newEnv(t, nil)
-	tests := []struct {
-		name    string
-		mutate  func(h, c map[string]any)
-		wantErr error
-	}{
+	e.checkPoPs(t, []mutationCase{
 		{"valid", nil, nil},
 		{"legacy_iss_ignored", func(h, c map[string]any) { c["iss"] = testClientID }, nil},
 		{"aud_missing", func(h, c map[string]any) { delete(c, "aud") }, ErrPoPClaims},
@@ -113,13 +94,7 @@ func TestPoPClaims(t *testing.T) {
 		{"nbf_future", func(h, c map[string]any) { c["nbf"] = testNow.Add(time.Minute).Unix() }, ErrPoPClaims},
 		{"nbf_past", func(h, c map[string]any) { c["nbf"] = testNow.Add(-time.Minute).Unix() }, nil},
 		{"nonce_instead_of_challenge_ignored", func(h, c map[string]any) { c["nonce"] = "abc" }, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.authenticate(e.attestation(nil), e.pop(tt.mutate))
-			checkErr(t, err, tt.wantErr)
-		})
-	}
+	})
 }
 
 func TestPoPDuplicateMembers(t *testing.T) {
@@ -242,7 +217,7 @@ func FuzzVerifyPoP(f *testing.F) {
 	f.Add(e.pop(func(h, c map[string]any) { c["iat"] = "x"; c["jti"] = 5; c["challenge"] = 7 }))
 	f.Add(e.pop(func(h, c map[string]any) { h["crit"] = []string{"x"} }))
 	f.Add(signRaw(f, "ES256", e.instKey, []byte(`{"typ":"`+TypPoP+`","alg":"ES256"}`), []byte(`{"aud":"a","aud":"b","jti":"a","iat":1}`)))
-	f.Add(signRaw(f, "ES256", e.instKey, []byte(`{"typ":"`+TypPoP+`","alg":"ES256","jwk":`+string(mustJSON(f, jwkMap(f, jose.JSONWebKey{Key: e.instKey})))+`}`), []byte(`{}`)))
+	f.Add(signRaw(f, "ES256", e.instKey, []byte(`{"typ":"`+TypPoP+`","alg":"ES256","jwk":`+string(testkit.MustJSON(f, jwkMap(f, jose.JSONWebKey{Key: e.instKey})))+`}`), []byte(`{}`)))
 	f.Add(strings.Repeat("A", 20000) + "." + strings.Repeat("B", 10) + ".C")
 	pop, err := readTestdata("draft09-example-pop.jwt")
 	if err == nil {

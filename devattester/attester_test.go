@@ -10,6 +10,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 func TestAttest(t *testing.T) {
@@ -22,19 +24,19 @@ func TestAttest(t *testing.T) {
 		wantLife time.Duration
 	}{
 		{name: "es256_default_lifetime", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newECKey(t, elliptic.P256()), KeyID: "att-1"}
+			return &jose.JSONWebKey{Key: testkit.ECKey(t), KeyID: "att-1"}
 		}, wantAlg: "ES256", wantKid: "att-1", wantLife: time.Hour},
 		{name: "es384_custom_lifetime", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newECKey(t, elliptic.P384()), KeyID: "att-2"}
+			return &jose.JSONWebKey{Key: testkit.ECKeyOn(t, elliptic.P384()), KeyID: "att-2"}
 		}, lifetime: 10 * time.Minute, wantAlg: "ES384", wantKid: "att-2", wantLife: 10 * time.Minute},
 		{name: "rs256", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newRSAKey(t, 2048), KeyID: "att-3"}
+			return &jose.JSONWebKey{Key: testkit.RSAKey(t, 2048), KeyID: "att-3"}
 		}, wantAlg: "RS256", wantKid: "att-3", wantLife: time.Hour},
 		{name: "ps256_from_jwk_alg", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newRSAKey(t, 2048), KeyID: "att-4", Algorithm: "PS256"}
+			return &jose.JSONWebKey{Key: testkit.RSAKey(t, 2048), KeyID: "att-4", Algorithm: "PS256"}
 		}, wantAlg: "PS256", wantKid: "att-4", wantLife: time.Hour},
 		{name: "eddsa", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newEd25519Key(t), KeyID: "att-5"}
+			return &jose.JSONWebKey{Key: testkit.Ed25519Key(t), KeyID: "att-5"}
 		}, wantAlg: "EdDSA", wantKid: "att-5", wantLife: time.Hour},
 	}
 	for _, tt := range tests {
@@ -95,7 +97,7 @@ func TestAttest(t *testing.T) {
 }
 
 func TestPublicJWKS(t *testing.T) {
-	priv := newECKey(t, elliptic.P256())
+	priv := testkit.ECKey(t)
 	a, err := New(&jose.JSONWebKey{Key: priv}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -138,19 +140,19 @@ func TestNewErrors(t *testing.T) {
 		{name: "nil_key", key: func(*testing.T) *jose.JSONWebKey { return nil }, wantErr: ErrUnsupportedKey},
 		{name: "empty_key", key: func(*testing.T) *jose.JSONWebKey { return &jose.JSONWebKey{} }, wantErr: ErrUnsupportedKey},
 		{name: "public_key", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newECKey(t, elliptic.P256()).Public()}
+			return &jose.JSONWebKey{Key: testkit.ECKey(t).Public()}
 		}, wantErr: ErrUnsupportedKey},
 		{name: "symmetric_key", key: func(*testing.T) *jose.JSONWebKey {
 			return &jose.JSONWebKey{Key: []byte(strings.Repeat("s", 32))}
 		}, wantErr: ErrUnsupportedKey},
 		{name: "alg_mismatch", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newEd25519Key(t), Algorithm: "ES256"}
+			return &jose.JSONWebKey{Key: testkit.Ed25519Key(t), Algorithm: "ES256"}
 		}, wantErr: ErrUnsupportedKey},
 		{name: "negative_lifetime", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newECKey(t, elliptic.P256())}
+			return &jose.JSONWebKey{Key: testkit.ECKey(t)}
 		}, opts: Options{Lifetime: -time.Minute}, wantErr: ErrOptions},
 		{name: "sub_second_lifetime", key: func(t *testing.T) *jose.JSONWebKey {
-			return &jose.JSONWebKey{Key: newECKey(t, elliptic.P256())}
+			return &jose.JSONWebKey{Key: testkit.ECKey(t)}
 		}, opts: Options{Lifetime: time.Millisecond}, wantErr: ErrOptions},
 	}
 	for _, tt := range tests {
@@ -166,7 +168,7 @@ func TestNewErrors(t *testing.T) {
 func TestAttestRejects(t *testing.T) {
 	a := newAttester(t)
 	good, _ := instanceKey(t)
-	ec := newECKey(t, elliptic.P256())
+	ec := testkit.ECKey(t)
 	tests := []struct {
 		name     string
 		clientID string
@@ -174,14 +176,14 @@ func TestAttestRejects(t *testing.T) {
 		wantErr  error
 	}{
 		{name: "private_ec_key", clientID: "agent", key: &jose.JSONWebKey{Key: ec}, wantErr: ErrInstanceKeyPrivate},
-		{name: "private_rsa_key", clientID: "agent", key: &jose.JSONWebKey{Key: newRSAKey(t, 2048)}, wantErr: ErrInstanceKeyPrivate},
-		{name: "private_ed25519_key", clientID: "agent", key: &jose.JSONWebKey{Key: newEd25519Key(t)}, wantErr: ErrInstanceKeyPrivate},
+		{name: "private_rsa_key", clientID: "agent", key: &jose.JSONWebKey{Key: testkit.RSAKey(t, 2048)}, wantErr: ErrInstanceKeyPrivate},
+		{name: "private_ed25519_key", clientID: "agent", key: &jose.JSONWebKey{Key: testkit.Ed25519Key(t)}, wantErr: ErrInstanceKeyPrivate},
 		{name: "symmetric_key", clientID: "agent", key: &jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef")}, wantErr: ErrInstanceKeySymmetric},
 		{name: "nil_key", clientID: "agent", key: nil, wantErr: ErrInstanceKey},
 		{name: "empty_key", clientID: "agent", key: &jose.JSONWebKey{}, wantErr: ErrInstanceKey},
 		{name: "unsupported_type", clientID: "agent", key: &jose.JSONWebKey{Key: "pem?"}, wantErr: ErrInstanceKey},
-		{name: "short_rsa_key", clientID: "agent", key: &jose.JSONWebKey{Key: newRSAKey(t, 1024).Public()}, wantErr: ErrInstanceKey},
-		{name: "p224_curve", clientID: "agent", key: &jose.JSONWebKey{Key: newECKey(t, elliptic.P224()).Public()}, wantErr: ErrInstanceKey},
+		{name: "short_rsa_key", clientID: "agent", key: &jose.JSONWebKey{Key: testkit.RSAKey(t, 1024).Public()}, wantErr: ErrInstanceKey},
+		{name: "p224_curve", clientID: "agent", key: &jose.JSONWebKey{Key: testkit.ECKeyOn(t, elliptic.P224()).Public()}, wantErr: ErrInstanceKey},
 		{name: "alg_contradicts_key", clientID: "agent", key: &jose.JSONWebKey{Key: ec.Public(), Algorithm: "RS256"}, wantErr: ErrInstanceKey},
 		{name: "use_enc", clientID: "agent", key: &jose.JSONWebKey{Key: ec.Public(), Use: "enc"}, wantErr: ErrInstanceKey},
 		{name: "empty_client_id", clientID: "", key: good, wantErr: ErrClientID},

@@ -2,7 +2,6 @@ package devattester
 
 import (
 	"bytes"
-	"crypto/elliptic"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 type response struct {
@@ -119,7 +120,7 @@ func TestHandlerRejects(t *testing.T) {
 	t.Cleanup(srv.Close)
 	inst, _ := instanceKey(t)
 	pub := publicJWKJSON(t, inst)
-	privEC := publicJWKJSON(t, &jose.JSONWebKey{Key: newECKey(t, elliptic.P256())})
+	privEC := publicJWKJSON(t, &jose.JSONWebKey{Key: testkit.ECKey(t)})
 
 	tests := []struct {
 		name       string

@@ -1,12 +1,6 @@
 package devattester
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -17,6 +11,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 // fixedNow is the clock of every test.
@@ -29,53 +25,22 @@ var allAlgs = []jose.SignatureAlgorithm{
 	jose.PS256, jose.PS384, jose.PS512, jose.EdDSA,
 }
 
-func newECKey(t *testing.T, curve elliptic.Curve) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(curve, rand.Reader)
-	if err != nil {
-		t.Fatalf("generate EC key: %v", err)
-	}
-	return k
-}
-
-func newRSAKey(t *testing.T, bits int) *rsa.PrivateKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		t.Fatalf("generate RSA key: %v", err)
-	}
-	return k
-}
-
-func newEd25519Key(t *testing.T) ed25519.PrivateKey {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatalf("generate Ed25519 key: %v", err)
-	}
-	return k
-}
-
 // instanceKey is a fresh public P-256 Client Instance Key and its RFC 7638 thumbprint.
 func instanceKey(t *testing.T) (*jose.JSONWebKey, string) {
 	t.Helper()
-	priv := newECKey(t, elliptic.P256())
+	priv := testkit.ECKey(t)
 	k := &jose.JSONWebKey{Key: priv.Public(), KeyID: "instance-1"}
 	return k, jkt(t, k)
 }
 
 func jkt(t *testing.T, k *jose.JSONWebKey) string {
 	t.Helper()
-	sum, err := k.Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatalf("thumbprint: %v", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(sum)
+	return testkit.Thumbprint(t, k.Key)
 }
 
 func newAttester(t *testing.T) *Attester {
 	t.Helper()
-	a, err := New(&jose.JSONWebKey{Key: newECKey(t, elliptic.P256()), KeyID: "att-1"}, Options{Now: fixedClock})
+	a, err := New(&jose.JSONWebKey{Key: testkit.ECKey(t), KeyID: "att-1"}, Options{Now: fixedClock})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -20,6 +20,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 func pemBlock(t *testing.T, typ string, der []byte) string {
@@ -55,9 +57,9 @@ func jwkJSON(t *testing.T, k jose.JSONWebKey) string {
 }
 
 func TestLoadKey(t *testing.T) {
-	p256, p384, p521 := newECKey(t, elliptic.P256()), newECKey(t, elliptic.P384()), newECKey(t, elliptic.P521())
-	rsa2048 := newRSAKey(t, 2048)
-	ed := newEd25519Key(t)
+	p256, p384, p521 := testkit.ECKey(t), testkit.ECKeyOn(t, elliptic.P384()), testkit.ECKeyOn(t, elliptic.P521())
+	rsa2048 := testkit.RSAKey(t, 2048)
+	ed := testkit.Ed25519Key(t)
 	x25519, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +68,8 @@ func TestLoadKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p224 := newECKey(t, elliptic.P224())
-	rsa1024 := newRSAKey(t, 1024)
+	p224 := testkit.ECKeyOn(t, elliptic.P224())
+	rsa1024 := testkit.RSAKey(t, 1024)
 
 	tests := []struct {
 		name     string

@@ -1,7 +1,6 @@
 package dpop_test
 
 import (
-	"crypto/elliptic"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -9,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 )
 
 // FuzzVerify feeds hostile proofs to Verify: it must never panic, must fail with ErrInvalid or
 // ErrTooLarge, and anything it accepts must carry the claims the checks require.
 func FuzzVerify(f *testing.F) {
 	b64 := base64.RawURLEncoding.EncodeToString
-	key := newECKey(f, elliptic.P256())
+	key := testkit.ECKey(f)
 	valid := newProofSpec(f, "ES256", key)
 	f.Add(valid.sign(f))
 

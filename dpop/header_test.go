@@ -1,18 +1,18 @@
 package dpop_test
 
 import (
-	"crypto/elliptic"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 )
 
 // TestExtractHeader covers RFC 9449 §4.3 step 1 and the header syntax and size limits (profile §2, §3).
 func TestExtractHeader(t *testing.T) {
-	proof := newProofSpec(t, "ES256", newECKey(t, elliptic.P256())).sign(t)
+	proof := newProofSpec(t, "ES256", testkit.ECKey(t)).sign(t)
 	tests := []struct {
 		name     string
 		header   http.Header

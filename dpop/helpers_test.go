@@ -4,12 +4,8 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	_ "crypto/sha512" // SHA-384 and SHA-512 for signJWS
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
@@ -20,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 )
 
 const (
@@ -36,33 +33,6 @@ func testConfig() dpop.Config {
 
 func testExpect() dpop.Expect {
 	return dpop.Expect{Method: testMethod, URL: testURL}
-}
-
-func newECKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(c, rand.Reader)
-	if err != nil {
-		t.Fatalf("ecdsa key: %v", err)
-	}
-	return k
-}
-
-func newRSAKey(t testing.TB, bits int) *rsa.PrivateKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		t.Fatalf("rsa key: %v", err)
-	}
-	return k
-}
-
-func newEdKey(t testing.TB) ed25519.PrivateKey {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatalf("ed25519 key: %v", err)
-	}
-	return k
 }
 
 // jwkMap renders key (public or private) as a JWK JSON object.
@@ -105,78 +75,28 @@ func newProofSpec(t testing.TB, alg string, key crypto.Signer) *proofSpec {
 	}
 }
 
+// hsSecret is the key of the HS256 proofs, which no configuration accepts.
+var hsSecret = []byte("a-shared-secret-of-thirty-two-bytes!")
+
+// sign signs the proof per RFC 7518 §3 / RFC 8037 §3.1 without any library header logic, so
+// tests can sign headers that go-jose's signer would never produce. HS256 proofs are MACed with
+// hsSecret; none proofs carry the signature "x".
 func (p *proofSpec) sign(t testing.TB) string {
 	t.Helper()
 	h, c := []byte(p.rawHeader), []byte(p.rawPayload)
-	var err error
 	if p.rawHeader == "" {
-		if h, err = json.Marshal(p.header); err != nil {
-			t.Fatalf("marshal header: %v", err)
-		}
+		h = testkit.MustJSON(t, p.header)
 	}
 	if p.rawPayload == "" {
-		if c, err = json.Marshal(p.claims); err != nil {
-			t.Fatalf("marshal claims: %v", err)
-		}
+		c = testkit.MustJSON(t, p.claims)
 	}
-	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
-	return input + "." + base64.RawURLEncoding.EncodeToString(signJWS(t, p.signAlg, p.key, []byte(input)))
-}
-
-// signJWS signs input per RFC 7518 §3 / RFC 8037 §3.1 without any library header logic, so tests
-// can sign headers that go-jose's signer would never produce.
-func signJWS(t testing.TB, alg string, key crypto.Signer, input []byte) []byte {
-	t.Helper()
-	hashOf := map[string]crypto.Hash{
-		"ES256": crypto.SHA256, "ES384": crypto.SHA384, "ES512": crypto.SHA512,
-		"RS256": crypto.SHA256, "RS384": crypto.SHA384, "RS512": crypto.SHA512,
-		"PS256": crypto.SHA256, "PS384": crypto.SHA384, "PS512": crypto.SHA512,
-	}
-	digest := func(h crypto.Hash) []byte {
-		w := h.New()
-		w.Write(input)
-		return w.Sum(nil)
-	}
-	switch alg {
-	case "EdDSA":
-		return ed25519.Sign(key.(ed25519.PrivateKey), input)
-	case "HS256":
-		m := hmac.New(sha256.New, []byte("a-shared-secret-of-thirty-two-bytes!"))
-		m.Write(input)
-		return m.Sum(nil)
+	switch p.signAlg {
 	case "none":
-		return []byte("x")
+		return testkit.CompactJWS(h, c, []byte("x"))
+	case "HS256":
+		return testkit.SignRaw(t, p.signAlg, hsSecret, h, c)
 	}
-	h, ok := hashOf[alg]
-	if !ok {
-		t.Fatalf("signJWS: unknown alg %s", alg)
-	}
-	switch k := key.(type) {
-	case *ecdsa.PrivateKey:
-		r, s, err := ecdsa.Sign(rand.Reader, k, digest(h))
-		if err != nil {
-			t.Fatalf("ecdsa sign: %v", err)
-		}
-		size := (k.Curve.Params().BitSize + 7) / 8
-		out := make([]byte, 2*size)
-		r.FillBytes(out[:size])
-		s.FillBytes(out[size:])
-		return out
-	case *rsa.PrivateKey:
-		var sig []byte
-		var err error
-		if alg[0] == 'P' {
-			sig, err = rsa.SignPSS(rand.Reader, k, h, digest(h), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		} else {
-			sig, err = rsa.SignPKCS1v15(rand.Reader, k, h, digest(h))
-		}
-		if err != nil {
-			t.Fatalf("rsa sign: %v", err)
-		}
-		return sig
-	}
-	t.Fatalf("signJWS: %s with %T", alg, key)
-	return nil
+	return testkit.SignRaw(t, p.signAlg, p.key, h, c)
 }
 
 // referenceThumbprint computes RFC 7638 by hand for EC and OKP keys, independently of go-jose.
@@ -202,15 +122,6 @@ func referenceThumbprint(t testing.TB, pub crypto.PublicKey) string {
 	}
 	sum := sha256.Sum256([]byte(input))
 	return b64(sum[:])
-}
-
-func mustJSON(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatalf("marshal: %v", err)
-	}
-	return string(b)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

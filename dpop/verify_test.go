@@ -12,15 +12,16 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 )
 
 // TestVerify_valid runs accepted proofs through Verify and checks what it returns.
 func TestVerify_valid(t *testing.T) {
-	ec256 := newECKey(t, elliptic.P256())
-	ec384 := newECKey(t, elliptic.P384())
-	ec521 := newECKey(t, elliptic.P521())
-	rsa2048 := newRSAKey(t, 2048)
-	ed := newEdKey(t)
+	ec256 := testkit.ECKey(t)
+	ec384 := testkit.ECKeyOn(t, elliptic.P384())
+	ec521 := testkit.ECKeyOn(t, elliptic.P521())
+	rsa2048 := testkit.RSAKey(t, 2048)
+	ed := testkit.Ed25519Key(t)
 
 	tests := []struct {
 		name   string
@@ -114,15 +115,15 @@ func TestVerify_valid(t *testing.T) {
 
 // TestVerify_invalid covers every way RFC 9449 §4.3 (and profile §3) rejects a proof.
 func TestVerify_invalid(t *testing.T) {
-	ec256 := newECKey(t, elliptic.P256())
-	other256 := newECKey(t, elliptic.P256())
-	ec384 := newECKey(t, elliptic.P384())
-	rsa2048 := newRSAKey(t, 2048)
-	rsa1024 := newRSAKey(t, 1024)
-	ed := newEdKey(t)
+	ec256 := testkit.ECKey(t)
+	other256 := testkit.ECKey(t)
+	ec384 := testkit.ECKeyOn(t, elliptic.P384())
+	rsa2048 := testkit.RSAKey(t, 2048)
+	rsa1024 := testkit.RSAKey(t, 1024)
+	ed := testkit.Ed25519Key(t)
 	b64 := base64.RawURLEncoding.EncodeToString
 	validHeader := func(t *testing.T) string {
-		return `{"typ":"dpop+jwt","alg":"ES256","jwk":` + mustJSON(t, jwkMap(t, ec256.Public())) + `}`
+		return `{"typ":"dpop+jwt","alg":"ES256","jwk":` + string(testkit.MustJSON(t, jwkMap(t, ec256.Public()))) + `}`
 	}
 
 	tests := []struct {
@@ -155,13 +156,13 @@ func TestVerify_invalid(t *testing.T) {
 			p.rawPayload = `{"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`
 		}, wantErr: dpop.ErrMalformed},
 		{name: "duplicate_header_member", mutate: func(t *testing.T, p *proofSpec) {
-			p.rawHeader = `{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":` + mustJSON(t, jwkMap(t, ec256.Public())) + `}`
+			p.rawHeader = `{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":` + string(testkit.MustJSON(t, jwkMap(t, ec256.Public()))) + `}`
 		}, wantErr: dpop.ErrDuplicateMember},
 		{name: "duplicate_header_member_escaped", mutate: func(t *testing.T, p *proofSpec) {
-			p.rawHeader = `{"typ":"dpop+jwt","t\u0079p":"jwt","alg":"ES256","jwk":` + mustJSON(t, jwkMap(t, ec256.Public())) + `}`
+			p.rawHeader = `{"typ":"dpop+jwt","t\u0079p":"jwt","alg":"ES256","jwk":` + string(testkit.MustJSON(t, jwkMap(t, ec256.Public()))) + `}`
 		}, wantErr: dpop.ErrDuplicateMember},
 		{name: "duplicate_jwk_member", mutate: func(t *testing.T, p *proofSpec) {
-			jwk := mustJSON(t, jwkMap(t, ec256.Public()))
+			jwk := string(testkit.MustJSON(t, jwkMap(t, ec256.Public())))
 			p.rawHeader = `{"typ":"dpop+jwt","alg":"ES256","jwk":` + jwk[:len(jwk)-1] + `,"kty":"EC"}}`
 		}, wantErr: dpop.ErrDuplicateMember},
 		{name: "duplicate_claim", mutate: func(t *testing.T, p *proofSpec) {
@@ -299,7 +300,7 @@ func TestVerify_invalid(t *testing.T) {
 }
 
 func TestVerify_too_large(t *testing.T) {
-	key := newECKey(t, elliptic.P256())
+	key := testkit.ECKey(t)
 	tests := []struct {
 		name     string
 		jtiLen   int
@@ -330,7 +331,7 @@ func TestVerify_too_large(t *testing.T) {
 // TestVerify_go_jose_signer checks interoperability with a proof built by go-jose's own signer,
 // as a client library would build it.
 func TestVerify_go_jose_signer(t *testing.T) {
-	key := newECKey(t, elliptic.P256())
+	key := testkit.ECKey(t)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
 		(&jose.SignerOptions{EmbedJWK: true}).WithType(dpop.Typ))
 	if err != nil {
@@ -360,7 +361,7 @@ func TestVerify_go_jose_signer(t *testing.T) {
 
 // TestVerify_default_clock covers Config{} (time.Now and every default).
 func TestVerify_default_clock(t *testing.T) {
-	spec := newProofSpec(t, "ES256", newECKey(t, elliptic.P256()))
+	spec := newProofSpec(t, "ES256", testkit.ECKey(t))
 	spec.claims["iat"] = time.Now().Unix()
 	if _, err := dpop.Verify(spec.sign(t), testExpect(), dpop.Config{}); err != nil {
 		t.Fatalf("Verify: %v", err)
@@ -374,7 +375,7 @@ func TestThumbprint(t *testing.T) {
 	if err := rsaKey.UnmarshalJSON([]byte(rfc7638)); err != nil {
 		t.Fatal(err)
 	}
-	ec := newECKey(t, elliptic.P256())
+	ec := testkit.ECKey(t)
 	tests := []struct {
 		name    string
 		key     *jose.JSONWebKey
@@ -430,7 +431,7 @@ func TestDefaultAlgorithms(t *testing.T) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	spec := newProofSpec(b, "ES256", newECKey(b, elliptic.P256()))
+	spec := newProofSpec(b, "ES256", testkit.ECKey(b))
 	proof := spec.sign(b)
 	exp, cfg := testExpect(), testConfig()
 	b.ReportAllocs()

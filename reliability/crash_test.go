@@ -93,16 +93,9 @@ func driveLoad(ctx context.Context, t *testing.T, att *Attester, issuer string, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
-			defer client.CloseIdleConnections()
-			for ctx.Err() == nil {
-				h, _, err := g.Headers("", time.Now())
+			postLoop(ctx, g, issuer, func(r *Response, err error) bool {
 				if err != nil {
-					return
-				}
-				r, err := PostForm(ctx, client, issuer+"/oauth2/token", ccForm, h, "", "")
-				if err != nil {
-					return // the server is gone (or ctx ended): stop
+					return false // the server is gone (or ctx ended): stop
 				}
 				res.mu.Lock()
 				if r.Status == http.StatusOK && r.AccessToken != "" {
@@ -114,7 +107,8 @@ func driveLoad(ctx context.Context, t *testing.T, att *Attester, issuer string, 
 				if count.Add(1) >= int64(want) {
 					once.Do(func() { close(reached) })
 				}
-			}
+				return true
+			})
 		}()
 	}
 	return res, &wg
@@ -197,29 +191,8 @@ func TestCrashSafety_KillDuringLoad(t *testing.T) {
 	})
 
 	t.Run("one_accepted_decision_per_grant", func(t *testing.T) {
-		db, err := OpenDB("sqlite", dbPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		rep, err := CheckAudit(context.Background(), db, agentID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range rep.Violations {
-			t.Error(v)
-		}
-		if rep.Grants < len(tokens) {
+		if rep := checkAudit(t, "sqlite", dbPath, tokens); rep.Grants < len(tokens) {
 			t.Errorf("%d grants stored, but clients received %d tokens", rep.Grants, len(tokens))
-		}
-		for i, tok := range tokens {
-			ok, err := AccessTokenStored(context.Background(), db, "sqlite", tok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				t.Errorf("received token %d has no row", i)
-			}
 		}
 	})
 

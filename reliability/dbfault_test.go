@@ -36,15 +36,9 @@ func runOutageLoad(ctx context.Context, t *testing.T, env *testEnv, workers int)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
-			defer client.CloseIdleConnections()
-			for ctx.Err() == nil {
-				h, _, err := g.Headers("", time.Now())
-				if err != nil {
-					return
-				}
-				r, err := PostForm(ctx, client, env.URL+"/oauth2/token", ccForm, h, "", "")
+			postLoop(ctx, g, env.URL, func(r *Response, err error) bool {
 				l.mu.Lock()
+				defer l.mu.Unlock()
 				switch {
 				case err != nil && ctx.Err() == nil:
 					l.transport = append(l.transport, err)
@@ -58,8 +52,8 @@ func runOutageLoad(ctx context.Context, t *testing.T, env *testEnv, workers int)
 					l.statuses[r.Status]++
 					l.bad = append(l.bad, string(r.Body))
 				}
-				l.mu.Unlock()
-			}
+				return true
+			})
 		}()
 	}
 	return l, &wg
@@ -192,27 +186,7 @@ func TestDatabaseFault_PostgresOutage(t *testing.T) {
 		}
 	})
 	t.Run("no_token_without_its_decision", func(t *testing.T) {
-		db, err := OpenDB("postgres", pg.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		rep, err := CheckAudit(context.Background(), db, agentID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range rep.Violations {
-			t.Error(v)
-		}
-		for i, tok := range load.tokens {
-			ok, err := AccessTokenStored(context.Background(), db, "postgres", tok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				t.Errorf("received token %d has no row", i)
-			}
-		}
+		checkAudit(t, "postgres", pg.DSN(), load.tokens)
 	})
 }
 

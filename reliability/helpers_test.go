@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/server"
 	"github.com/authz/authz/storage"
 )
@@ -83,10 +84,7 @@ func newTestServer(tb testing.TB, listen bool, mutate func(*config.Config)) *tes
 	var ln net.Listener
 	issuer := "http://127.0.0.1:9"
 	if listen {
-		var err error
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			tb.Fatal(err)
-		}
+		ln = testkit.Listen(tb)
 		issuer = "http://" + ln.Addr().String()
 	}
 	att := newAttester(tb)
@@ -120,15 +118,8 @@ func newTestServer(tb testing.TB, listen bool, mutate func(*config.Config)) *tes
 		tb.Cleanup(func() { cancel(); st.Close() })
 		return env
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("Serve: %v", err)
-		}
-		st.Close()
-	})
+	tb.Cleanup(func() { st.Close() })
+	testkit.Serve(tb, func() error { return srv.Serve(ctx, ln) }, cancel)
 	return env
 }
 
@@ -160,4 +151,50 @@ func (e *testEnv) post(path string, form url.Values, headers map[string]string) 
 		e.t.Fatal(err)
 	}
 	return r
+}
+
+// checkAudit opens the database the server wrote, fails the test for every violation of profile
+// §7 among agentID's decisions and for every received token without a row, and returns the
+// report.
+func checkAudit(t *testing.T, driver, dsn string, tokens []string) *AuditReport {
+	t.Helper()
+	db, err := OpenDB(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rep, err := CheckAudit(context.Background(), db, agentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range rep.Violations {
+		t.Error(v)
+	}
+	for i, tok := range tokens {
+		ok, err := AccessTokenStored(context.Background(), db, driver, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			t.Errorf("received token %d has no row", i)
+		}
+	}
+	return rep
+}
+
+// postLoop sends g's client_credentials requests to issuer's token endpoint with fresh PoPs, one
+// after the other on its own connections, until ctx ends or answer, which sees each response or
+// transport error, returns false.
+func postLoop(ctx context.Context, g *Agent, issuer string, answer func(*Response, error) bool) {
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	for ctx.Err() == nil {
+		h, _, err := g.Headers("", time.Now())
+		if err != nil {
+			return
+		}
+		if !answer(PostForm(ctx, client, issuer+"/oauth2/token", ccForm, h, "", "")) {
+			return
+		}
+	}
 }

@@ -3,9 +3,7 @@ package replicas_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -26,6 +24,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/server"
 	"github.com/authz/authz/storage"
 )
@@ -56,15 +55,6 @@ type cluster struct {
 	issuer   string
 	a, b     *replica
 	attester *ecdsa.PrivateKey
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 func jwksOf(t *testing.T, k *ecdsa.PrivateKey, kid string) string {
@@ -127,15 +117,8 @@ func adminExec(t *testing.T, dsn, stmt string) {
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	dsn := freshDatabase(t)
-	lnA, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lnB, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cluster{t: t, issuer: "http://" + lnA.Addr().String(), attester: newKey(t)}
+	lnA, lnB := testkit.Listen(t), testkit.Listen(t)
+	c := &cluster{t: t, issuer: "http://" + lnA.Addr().String(), attester: testkit.ECKey(t)}
 
 	base := config.Default()
 	base.Issuer = c.issuer
@@ -207,47 +190,14 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-// sign makes a compact ES256 JWS with typ and extra header members.
-func sign(t *testing.T, key *ecdsa.PrivateKey, typ string, hdr map[jose.HeaderKey]any, claims any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
-	for k, v := range hdr {
-		opts = opts.WithHeader(k, v)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-func randomJTI(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // attestation signs a Client Attestation JWT (ABCA-09 §4) with attesterKey under kid.
 func (c *cluster) attestation(attesterKey *ecdsa.PrivateKey, kid, clientID string, instance *ecdsa.PrivateKey) string {
-	now := time.Now()
-	return sign(c.t, attesterKey, "oauth-client-attestation+jwt", map[jose.HeaderKey]any{"kid": kid}, map[string]any{
-		"sub": clientID, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-		"cnf": map[string]any{"jwk": jose.JSONWebKey{Key: instance.Public()}},
-	})
+	return testkit.Attestation(c.t, attesterKey, kid, clientID, instance.Public(), time.Now())
 }
 
 // pop signs a Client Attestation PoP JWT (ABCA-09 §5.1) for the shared issuer.
 func (c *cluster) pop(instance *ecdsa.PrivateKey, challenge string) string {
-	return sign(c.t, instance, "oauth-client-attestation-pop+jwt", nil, map[string]any{
-		"aud": c.issuer, "jti": randomJTI(c.t), "iat": time.Now().Unix(), "challenge": challenge,
-	})
+	return testkit.PoP(c.t, instance, c.issuer, challenge, time.Now())
 }
 
 // challenge asks r's challenge endpoint for a challenge (ABCA-09 §6.1).
@@ -315,7 +265,7 @@ func (c *cluster) attested(attestation string, instance *ecdsa.PrivateKey, chall
 
 func TestReplicas(t *testing.T) {
 	c := newCluster(t)
-	instance := newKey(t)
+	instance := testkit.ECKey(t)
 	agentAttestation := c.attestation(c.attester, attesterKID, agentID, instance)
 
 	// ABCA-09 §6, profile §5: challenges are self-contained under a secret shared through the
@@ -365,7 +315,7 @@ func TestReplicas(t *testing.T) {
 
 	// ABCA-09 §9.7: trust lives in the database; a replica reloads it when the generation moves.
 	t.Run("attester_added_through_storage_is_trusted_by_the_other_replica", func(t *testing.T) {
-		lateKey := newKey(t)
+		lateKey := testkit.ECKey(t)
 		lateAttestation := c.attestation(lateKey, "late-attester-1", anyAgentID, instance)
 		if got := c.token(c.b, anyAgentID, c.attested(lateAttestation, instance, c.challenge(c.b)), "", ""); got.Status != http.StatusUnauthorized {
 			t.Fatalf("unknown attester at B: %d %q, want 401", got.Status, got.Error)

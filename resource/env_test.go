@@ -2,10 +2,7 @@ package resource_test
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -15,9 +12,9 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/resource"
 )
 
@@ -34,44 +31,6 @@ const (
 // testNow is the fixed instant every test starts at.
 func testNow() time.Time { return time.Date(2026, 5, 26, 12, 0, 0, 0, time.UTC) }
 
-// clock is a fixed clock that a test advances explicitly; safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: testNow()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newECKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("ecdsa key: %v", err)
-	}
-	return k
-}
-
-func thumbprint(t testing.TB, k *ecdsa.PrivateKey) string {
-	t.Helper()
-	jkt, err := dpop.Thumbprint(&jose.JSONWebKey{Key: k.Public()})
-	if err != nil {
-		t.Fatalf("thumbprint: %v", err)
-	}
-	return jkt
-}
-
 // issuer is authz as seen by a resource server: ES256 signing keys published as a JWK set at
 // /jwks.json by an httptest server on loopback.
 type issuer struct {
@@ -87,7 +46,7 @@ type issuer struct {
 
 func newIssuer(t testing.TB) *issuer {
 	t.Helper()
-	iss := &issuer{key: newECKey(t)}
+	iss := &issuer{key: testkit.ECKey(t)}
 	iss.publish(issuerKID, &iss.key.PublicKey)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+jwksPath, func(w http.ResponseWriter, r *http.Request) {
@@ -129,7 +88,7 @@ func (iss *issuer) fail(status int, body string) {
 }
 
 // newVerifier returns a Verifier for iss on clk; mutate adjusts the Config.
-func newVerifier(t testing.TB, iss *issuer, clk *clock, mutate func(*resource.Config)) *resource.Verifier {
+func newVerifier(t testing.TB, iss *issuer, clk *testkit.Clock, mutate func(*resource.Config)) *resource.Verifier {
 	t.Helper()
 	cfg := resource.Config{
 		Issuer:     iss.URL(),
@@ -181,23 +140,11 @@ func (s *tokenSpec) bind(jkt string) *tokenSpec {
 
 func (s *tokenSpec) sign(t testing.TB) string {
 	t.Helper()
-	var key any = s.key
+	var hdr map[jose.HeaderKey]any
 	if s.kid != "" {
-		key = jose.JSONWebKey{Key: s.key, KeyID: s.kid}
+		hdr = map[jose.HeaderKey]any{"kid": s.kid}
 	}
-	opts := &jose.SignerOptions{}
-	if s.typ != "" {
-		opts = opts.WithType(jose.ContentType(s.typ))
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, opts)
-	if err != nil {
-		t.Fatalf("token signer: %v", err)
-	}
-	raw, err := jwt.Signed(signer).Claims(s.claims).Serialize()
-	if err != nil {
-		t.Fatalf("sign token: %v", err)
-	}
-	return raw
+	return testkit.SignJWS(t, s.key, jose.ES256, s.typ, hdr, s.claims)
 }
 
 // proofSpec is a DPoP proof before signing; tests mutate it.
@@ -225,16 +172,7 @@ func newProofSpec(key *ecdsa.PrivateKey, token string, now time.Time) *proofSpec
 
 func (p *proofSpec) sign(t testing.TB) string {
 	t.Helper()
-	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType(jose.ContentType(p.typ))
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: p.key}, opts)
-	if err != nil {
-		t.Fatalf("proof signer: %v", err)
-	}
-	raw, err := jwt.Signed(signer).Claims(p.claims).Serialize()
-	if err != nil {
-		t.Fatalf("sign proof: %v", err)
-	}
-	return raw
+	return testkit.SignJWS(t, p.key, jose.ES256, p.typ, map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: p.key.Public()}}, p.claims)
 }
 
 // newRequest is a request for testMethod testURL carrying authorization and, when non-empty,
@@ -248,25 +186,4 @@ func newRequest(authorization, proof string) *http.Request {
 		r.Header.Set(dpop.Header, proof)
 	}
 	return r
-}
-
-// unsignedJWS assembles a compact JWS from raw header and payload JSON and a raw signature,
-// for hostile tokens no signer would produce.
-func unsignedJWS(header, payload string, sig []byte) string {
-	b64 := base64.RawURLEncoding.EncodeToString
-	return b64([]byte(header)) + "." + b64([]byte(payload)) + "." + b64(sig)
-}
-
-func mustJSON(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatalf("marshal: %v", err)
-	}
-	return string(b)
-}
-
-func sha256Sum(b []byte) []byte {
-	sum := sha256.Sum256(b)
-	return sum[:]
 }

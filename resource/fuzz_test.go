@@ -2,7 +2,6 @@ package resource_test
 
 import (
 	"crypto/ecdsa"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,9 +11,9 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/resource"
 )
 
@@ -22,16 +21,7 @@ import (
 // and proofs a JOSE library would refuse to produce.
 func rawES256(t testing.TB, key *ecdsa.PrivateKey, header, payload string) string {
 	t.Helper()
-	b64 := base64.RawURLEncoding.EncodeToString
-	input := b64([]byte(header)) + "." + b64([]byte(payload))
-	r, s, err := ecdsa.Sign(rand.Reader, key, sha256Sum([]byte(input)))
-	if err != nil {
-		t.Fatalf("ecdsa sign: %v", err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + b64(sig)
+	return testkit.SignRaw(t, "ES256", key, []byte(header), []byte(payload))
 }
 
 // FuzzRequestHeaders feeds hostile Authorization and DPoP header values to Verify and Middleware
@@ -41,16 +31,16 @@ func rawES256(t testing.TB, key *ecdsa.PrivateKey, header, payload string) strin
 // (FuzzVerify in verify_table_test.go fuzzes against an unreachable key set.)
 func FuzzRequestHeaders(f *testing.F) {
 	iss := newIssuer(f)
-	clk := newClock()
-	client := newECKey(f)
-	jkt := thumbprint(f, client)
+	clk := testkit.NewClock(testNow())
+	client := testkit.ECKey(f)
+	jkt := testkit.Thumbprint(f, client)
 	now := clk.Now()
 	b64 := base64.RawURLEncoding.EncodeToString
 
 	valid := newTokenSpec(iss, now).sign(f)
 	bound := newTokenSpec(iss, now).bind(jkt).sign(f)
 	proof := newProofSpec(client, bound, now).sign(f)
-	claimsJSON := mustJSON(f, newTokenSpec(iss, now).claims)
+	claimsJSON := string(testkit.MustJSON(f, newTokenSpec(iss, now).claims))
 	kidHeader := `{"alg":"ES256","typ":"at+jwt","kid":"` + issuerKID + `"}`
 
 	// Well-formed requests, accepted or refused by one rule.
@@ -63,23 +53,15 @@ func FuzzRequestHeaders(f *testing.F) {
 	f.Add("DPoP "+bound, proof+","+proof)
 
 	// alg none and algorithm confusion.
-	f.Add("Bearer "+unsignedJWS(`{"alg":"none","typ":"at+jwt","kid":"`+issuerKID+`"}`, claimsJSON, nil), "")
-	f.Add("Bearer "+unsignedJWS(`{"alg":"none","typ":"at+jwt"}`, claimsJSON, []byte("x")), "")
-	f.Add("Bearer "+unsignedJWS(`{"alg":"None","typ":"at+jwt","kid":"`+issuerKID+`"}`, claimsJSON, nil), "")
+	f.Add("Bearer "+testkit.CompactJWS([]byte(`{"alg":"none","typ":"at+jwt","kid":"`+issuerKID+`"}`), []byte(claimsJSON), nil), "")
+	f.Add("Bearer "+testkit.CompactJWS([]byte(`{"alg":"none","typ":"at+jwt"}`), []byte(claimsJSON), []byte("x")), "")
+	f.Add("Bearer "+testkit.CompactJWS([]byte(`{"alg":"None","typ":"at+jwt","kid":"`+issuerKID+`"}`), []byte(claimsJSON), nil), "")
 	if pub, err := iss.key.PublicKey.Bytes(); err == nil {
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: append(pub, pub...), KeyID: issuerKID}},
-			(&jose.SignerOptions{}).WithType("at+jwt"))
-		if err != nil {
-			f.Fatal(err)
-		}
-		hs, err := jwt.Signed(signer).Claims(newTokenSpec(iss, now).claims).Serialize()
-		if err != nil {
-			f.Fatal(err)
-		}
+		hs := testkit.SignJWS(f, jose.JSONWebKey{Key: append(pub, pub...), KeyID: issuerKID}, jose.HS256, "at+jwt", nil, newTokenSpec(iss, now).claims)
 		f.Add("Bearer "+hs, "")
 	}
-	noneProof := unsignedJWS(`{"alg":"none","typ":"dpop+jwt","jwk":`+mustJSON(f, jose.JSONWebKey{Key: client.Public()})+`}`,
-		mustJSON(f, newProofSpec(client, bound, now).claims), nil)
+	noneProof := testkit.CompactJWS([]byte(`{"alg":"none","typ":"dpop+jwt","jwk":`+string(testkit.MustJSON(f, jose.JSONWebKey{Key: client.Public()}))+`}`),
+		testkit.MustJSON(f, newProofSpec(client, bound, now).claims), nil)
 	f.Add("DPoP "+bound, noneProof)
 
 	// Signed by the issuer key but hostile inside: wrong claim types, duplicate members, typ not a
@@ -95,7 +77,7 @@ func FuzzRequestHeaders(f *testing.F) {
 		{kidHeader, `{"iss":"` + iss.URL() + `","exp":9999999999,"scope":42,"client_id":["a"]}`},
 		{kidHeader, `{"iss":"` + iss.URL() + `","exp":9999999999,"cnf":"` + jkt + `"}`},
 		{kidHeader, `{"iss":"` + iss.URL() + `","exp":9999999999,"cnf":{"jkt":42}}`},
-		{kidHeader, `{"iss":"` + iss.URL() + `","exp":9999999999,"cnf":{"jkt":"` + jkt + `","jwk":` + mustJSON(f, jose.JSONWebKey{Key: client}) + `}}`},
+		{kidHeader, `{"iss":"` + iss.URL() + `","exp":9999999999,"cnf":{"jkt":"` + jkt + `","jwk":` + string(testkit.MustJSON(f, jose.JSONWebKey{Key: client})) + `}}`},
 		{kidHeader, `{"iss":"` + iss.URL() + `","exp":9999999999,"client_attestation":[1,2,3]}`},
 		{kidHeader, `{"iss":"` + iss.URL() + `","exp":9999999999,"x":` + strings.Repeat(`[`, 5000) + strings.Repeat(`]`, 5000) + `}`},
 		{kidHeader, `[]`},

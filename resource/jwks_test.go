@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/resource"
 )
 
@@ -61,7 +62,7 @@ func TestUnknownKidRefetch(t *testing.T) {
 			wantFetches(t, e.iss, 1)
 
 			// The issuer rotates to a new key the verifier has not seen.
-			rotated := newECKey(t)
+			rotated := testkit.ECKey(t)
 			e.iss.publish("issuer-key-2", &rotated.PublicKey)
 			raw := e.token(t, func(s *tokenSpec) {
 				long(s)

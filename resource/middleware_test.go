@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/resource"
 )
 
@@ -76,7 +77,7 @@ func TestMiddlewareRejects(t *testing.T) {
 		{
 			name: "proof_by_another_key",
 			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.key = newECKey(t) })
+				return e.dpopRequest(t, nil, func(p *proofSpec) { p.key = testkit.ECKey(t) })
 			},
 			wantHeader: []string{`DPoP error="invalid_dpop_proof"`},
 			wantError:  "invalid_dpop_proof",

@@ -12,24 +12,24 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/resource"
 )
 
 // env is one test's issuer, the verifier's clock and the DPoP client key tokens are bound to.
 type env struct {
 	iss    *issuer
-	clk    *clock
+	clk    *testkit.Clock
 	client *ecdsa.PrivateKey
 	jkt    string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	client := newECKey(t)
-	return &env{iss: newIssuer(t), clk: newClock(), client: client, jkt: thumbprint(t, client)}
+	client := testkit.ECKey(t)
+	return &env{iss: newIssuer(t), clk: testkit.NewClock(testNow()), client: client, jkt: testkit.Thumbprint(t, client)}
 }
 
 // token signs a token from e's issuer at the current time; mutate adjusts it first.
@@ -76,6 +76,39 @@ func (e *env) dpopRequest(t *testing.T, mutateToken func(*tokenSpec), mutateProo
 	return newRequest("DPoP "+tok, e.proof(t, tok, mutateProof))
 }
 
+// bearerWith is a case's request: a token changed by mutate, presented with the Bearer scheme.
+func bearerWith(mutate func(e *env, s *tokenSpec)) func(*testing.T, *env) *http.Request {
+	return func(t *testing.T, e *env) *http.Request {
+		return e.bearer(t, func(s *tokenSpec) { mutate(e, s) })
+	}
+}
+
+// proofWith is a case's request: a bound token with the DPoP scheme and a proof changed by mutate.
+func proofWith(mutate func(e *env, p *proofSpec)) func(*testing.T, *env) *http.Request {
+	return func(t *testing.T, e *env) *http.Request {
+		return e.dpopRequest(t, nil, func(p *proofSpec) { mutate(e, p) })
+	}
+}
+
+// presenting is a case's request: a token minted by mint ((*env).token or (*env).boundToken)
+// with scheme and, withProof, a valid proof for it.
+func presenting(scheme string, mint func(*env, *testing.T, func(*tokenSpec)) string, withProof bool) func(*testing.T, *env) *http.Request {
+	return func(t *testing.T, e *env) *http.Request {
+		tok := mint(e, t, nil)
+		proof := ""
+		if withProof {
+			proof = e.proof(t, tok, nil)
+		}
+		return newRequest(scheme+" "+tok, proof)
+	}
+}
+
+// withHeaders is a case's request with a fixed Authorization value and, when not empty, DPoP
+// header.
+func withHeaders(authorization, proof string) func(*testing.T, *env) *http.Request {
+	return func(*testing.T, *env) *http.Request { return newRequest(authorization, proof) }
+}
+
 func TestVerify(t *testing.T) {
 	const audience = "https://rs.example.com"
 	withAudience := func(c *resource.Config) { c.Audience = audience }
@@ -91,31 +124,14 @@ func TestVerify(t *testing.T) {
 			name:    "valid_bearer",
 			request: func(t *testing.T, e *env) *http.Request { return e.bearer(t, nil) },
 		},
-		{
-			name: "valid_bearer_scheme_case_insensitive",
-			request: func(t *testing.T, e *env) *http.Request {
-				return newRequest("bEARER "+e.token(t, nil), "")
-			},
-		},
-		{
-			name: "valid_typ_application_at_jwt",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.typ = "application/at+jwt" })
-			},
-		},
+		{name: "valid_bearer_scheme_case_insensitive", request: presenting("bEARER", (*env).token, false)},
+		{name: "valid_typ_application_at_jwt", request: bearerWith(func(e *env, s *tokenSpec) { s.typ = "application/at+jwt" })},
 		{
 			name:    "valid_dpop_bound",
 			request: func(t *testing.T, e *env) *http.Request { return e.dpopRequest(t, nil, nil) },
 			wantJKT: true,
 		},
-		{
-			name: "valid_dpop_scheme_case_insensitive",
-			request: func(t *testing.T, e *env) *http.Request {
-				tok := e.boundToken(t, nil)
-				return newRequest("dpop "+tok, e.proof(t, tok, nil))
-			},
-			wantJKT: true,
-		},
+		{name: "valid_dpop_scheme_case_insensitive", request: presenting("dpop", (*env).boundToken, true), wantJKT: true},
 		{
 			name: "valid_dpop_query_not_part_of_htu",
 			request: func(t *testing.T, e *env) *http.Request {
@@ -125,159 +141,49 @@ func TestVerify(t *testing.T) {
 			},
 			wantJKT: true,
 		},
-		{
-			name: "valid_dpop_htu_with_default_port",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["htu"] = "https://RS.example.com:443" + testPath })
-			},
-			wantJKT: true,
-		},
+		{name: "valid_dpop_htu_with_default_port", request: proofWith(func(e *env, p *proofSpec) { p.claims["htu"] = "https://RS.example.com:443" + testPath }), wantJKT: true},
 		{
 			name:    "valid_dpop_base_url_with_trailing_slash",
 			config:  func(c *resource.Config) { c.BaseURL = testBaseURL + "/" },
 			request: func(t *testing.T, e *env) *http.Request { return e.dpopRequest(t, nil, nil) },
 			wantJKT: true,
 		},
-		{
-			name: "valid_proof_iat_at_edge_of_window",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["iat"] = e.clk.Now().Add(-89 * time.Second).Unix() })
-			},
-			wantJKT: true,
-		},
+		{name: "valid_proof_iat_at_edge_of_window", request: proofWith(func(e *env, p *proofSpec) { p.claims["iat"] = e.clk.Now().Add(-89 * time.Second).Unix() }), wantJKT: true},
 
 		// No token: RFC 6750 §3.1, no error code.
-		{
-			name:    "missing_authorization",
-			request: func(t *testing.T, e *env) *http.Request { return newRequest("", "") },
-			wantErr: resource.ErrNoToken,
-		},
-		{
-			name:    "scheme_without_credentials",
-			request: func(t *testing.T, e *env) *http.Request { return newRequest("Bearer", "") },
-			wantErr: resource.ErrNoToken,
-		},
-		{
-			name:    "scheme_with_empty_credentials",
-			request: func(t *testing.T, e *env) *http.Request { return newRequest("Bearer ", "") },
-			wantErr: resource.ErrNoToken,
-		},
-		{
-			name:    "unknown_scheme_basic",
-			request: func(t *testing.T, e *env) *http.Request { return newRequest("Basic dXNlcjpwYXNz", "") },
-			wantErr: resource.ErrNoToken,
-		},
-		{
-			name: "unknown_scheme_with_valid_token",
-			request: func(t *testing.T, e *env) *http.Request {
-				return newRequest("Token "+e.token(t, nil), "")
-			},
-			wantErr: resource.ErrNoToken,
-		},
+		{name: "missing_authorization", request: withHeaders("", ""), wantErr: resource.ErrNoToken},
+		{name: "scheme_without_credentials", request: withHeaders("Bearer", ""), wantErr: resource.ErrNoToken},
+		{name: "scheme_with_empty_credentials", request: withHeaders("Bearer ", ""), wantErr: resource.ErrNoToken},
+		{name: "unknown_scheme_basic", request: withHeaders("Basic dXNlcjpwYXNz", ""), wantErr: resource.ErrNoToken},
+		{name: "unknown_scheme_with_valid_token", request: presenting("Token", (*env).token, false), wantErr: resource.ErrNoToken},
 
 		// Token checks (RFC 9068 §4).
+		{name: "not_a_jwt", request: withHeaders("Bearer opaque-token-value", ""), wantErr: resource.ErrInvalid},
+		{name: "oversized_token", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["scope"] = strings.Repeat("s ", 9<<10) }), wantErr: resource.ErrInvalid},
+		{name: "wrong_typ", request: bearerWith(func(e *env, s *tokenSpec) { s.typ = "JWT" }), wantErr: resource.ErrInvalid},
+		{name: "missing_typ", request: bearerWith(func(e *env, s *tokenSpec) { s.typ = "" }), wantErr: resource.ErrInvalid},
+		{name: "dpop_proof_typ_as_token", request: bearerWith(func(e *env, s *tokenSpec) { s.typ = dpop.Typ }), wantErr: resource.ErrInvalid},
+		{name: "wrong_issuer", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["iss"] = "https://evil.example" }), wantErr: resource.ErrInvalid},
+		{name: "missing_issuer", request: bearerWith(func(e *env, s *tokenSpec) { delete(s.claims, "iss") }), wantErr: resource.ErrInvalid},
+		{name: "expired_beyond_skew", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(-31 * time.Second).Unix() }), wantErr: resource.ErrInvalid},
+		{name: "expired_within_skew", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(-29 * time.Second).Unix() })},
+		{name: "expired_at_skew_boundary", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(-30 * time.Second).Unix() })},
 		{
-			name:    "not_a_jwt",
-			request: func(t *testing.T, e *env) *http.Request { return newRequest("Bearer opaque-token-value", "") },
+			name:    "expired_beyond_configured_skew",
+			config:  func(c *resource.Config) { c.ClockSkew = 5 * time.Second },
+			request: bearerWith(func(e *env, s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(-6 * time.Second).Unix() }),
 			wantErr: resource.ErrInvalid,
 		},
-		{
-			name: "oversized_token",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["scope"] = strings.Repeat("s ", 9<<10) })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name:    "wrong_typ",
-			request: func(t *testing.T, e *env) *http.Request { return e.bearer(t, func(s *tokenSpec) { s.typ = "JWT" }) },
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name:    "missing_typ",
-			request: func(t *testing.T, e *env) *http.Request { return e.bearer(t, func(s *tokenSpec) { s.typ = "" }) },
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name:    "dpop_proof_typ_as_token",
-			request: func(t *testing.T, e *env) *http.Request { return e.bearer(t, func(s *tokenSpec) { s.typ = dpop.Typ }) },
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "wrong_issuer",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["iss"] = "https://evil.example" })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "missing_issuer",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { delete(s.claims, "iss") })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "expired_beyond_skew",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(-31 * time.Second).Unix() })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "expired_within_skew",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(-29 * time.Second).Unix() })
-			},
-		},
-		{
-			name: "expired_at_skew_boundary",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(-30 * time.Second).Unix() })
-			},
-		},
-		{
-			name:   "expired_beyond_configured_skew",
-			config: func(c *resource.Config) { c.ClockSkew = 5 * time.Second },
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(-6 * time.Second).Unix() })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "missing_exp",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { delete(s.claims, "exp") })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "iat_in_future_beyond_skew",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["iat"] = e.clk.Now().Add(31 * time.Second).Unix() })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "nbf_in_future_beyond_skew",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["nbf"] = e.clk.Now().Add(time.Minute).Unix() })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "exp_not_a_number",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["exp"] = "tomorrow" })
-			},
-			wantErr: resource.ErrInvalid,
-		},
+		{name: "missing_exp", request: bearerWith(func(e *env, s *tokenSpec) { delete(s.claims, "exp") }), wantErr: resource.ErrInvalid},
+		{name: "iat_in_future_beyond_skew", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["iat"] = e.clk.Now().Add(31 * time.Second).Unix() }), wantErr: resource.ErrInvalid},
+		{name: "nbf_in_future_beyond_skew", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["nbf"] = e.clk.Now().Add(time.Minute).Unix() }), wantErr: resource.ErrInvalid},
+		{name: "exp_not_a_number", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["exp"] = "tomorrow" }), wantErr: resource.ErrInvalid},
 
 		// Signature and key selection.
 		{
 			name: "bad_signature_other_key_same_kid",
 			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.key = newECKey(t) })
+				return e.bearer(t, func(s *tokenSpec) { s.key = testkit.ECKey(t) })
 			},
 			wantErr: resource.ErrInvalid,
 		},
@@ -290,23 +196,13 @@ func TestVerify(t *testing.T) {
 			},
 			wantErr: resource.ErrInvalid,
 		},
-		{
-			name: "unknown_kid",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.kid = "rotated-away" })
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name:    "missing_kid",
-			request: func(t *testing.T, e *env) *http.Request { return e.bearer(t, func(s *tokenSpec) { s.kid = "" }) },
-			wantErr: resource.ErrInvalid,
-		},
+		{name: "unknown_kid", request: bearerWith(func(e *env, s *tokenSpec) { s.kid = "rotated-away" }), wantErr: resource.ErrInvalid},
+		{name: "missing_kid", request: bearerWith(func(e *env, s *tokenSpec) { s.kid = "" }), wantErr: resource.ErrInvalid},
 		{
 			name: "alg_none",
 			request: func(t *testing.T, e *env) *http.Request {
-				claims := mustJSON(t, newTokenSpec(e.iss, e.clk.Now()).claims)
-				return newRequest("Bearer "+unsignedJWS(`{"alg":"none","typ":"at+jwt","kid":"`+issuerKID+`"}`, claims, nil), "")
+				claims := testkit.MustJSON(t, newTokenSpec(e.iss, e.clk.Now()).claims)
+				return newRequest("Bearer "+testkit.CompactJWS([]byte(`{"alg":"none","typ":"at+jwt","kid":"`+issuerKID+`"}`), claims, nil), "")
 			},
 			wantErr: resource.ErrInvalid,
 		},
@@ -319,55 +215,23 @@ func TestVerify(t *testing.T) {
 					t.Fatal(err)
 				}
 				secret = append(secret, secret...) // HS256 wants at least 32 bytes
-				signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: secret, KeyID: issuerKID}},
-					(&jose.SignerOptions{}).WithType("at+jwt"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				raw, err := jwt.Signed(signer).Claims(newTokenSpec(e.iss, e.clk.Now()).claims).Serialize()
-				if err != nil {
-					t.Fatal(err)
-				}
+				raw := testkit.SignJWS(t, jose.JSONWebKey{Key: secret, KeyID: issuerKID}, jose.HS256, "at+jwt", nil, newTokenSpec(e.iss, e.clk.Now()).claims)
 				return newRequest("Bearer "+raw, "")
 			},
 			wantErr: resource.ErrInvalid,
 		},
 
 		// Audience (Config.Audience).
-		{
-			name:   "audience_matches",
-			config: withAudience,
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["aud"] = audience })
-			},
-		},
-		{
-			name:   "audience_in_list",
-			config: withAudience,
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["aud"] = []string{"https://other.example", audience} })
-			},
-		},
-		{
-			name:   "audience_mismatch",
-			config: withAudience,
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["aud"] = "https://other.example" })
-			},
-			wantErr: resource.ErrInvalid,
-		},
+		{name: "audience_matches", config: withAudience, request: bearerWith(func(e *env, s *tokenSpec) { s.claims["aud"] = audience })},
+		{name: "audience_in_list", config: withAudience, request: bearerWith(func(e *env, s *tokenSpec) { s.claims["aud"] = []string{"https://other.example", audience} })},
+		{name: "audience_mismatch", config: withAudience, request: bearerWith(func(e *env, s *tokenSpec) { s.claims["aud"] = "https://other.example" }), wantErr: resource.ErrInvalid},
 		{
 			name:    "audience_missing",
 			config:  withAudience,
 			request: func(t *testing.T, e *env) *http.Request { return e.bearer(t, nil) },
 			wantErr: resource.ErrInvalid,
 		},
-		{
-			name: "audience_not_configured_any_aud_accepted",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.bearer(t, func(s *tokenSpec) { s.claims["aud"] = "https://other.example" })
-			},
-		},
+		{name: "audience_not_configured_any_aud_accepted", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["aud"] = "https://other.example" })},
 		{
 			name:   "audience_checked_for_dpop_bound_token",
 			config: withAudience,
@@ -378,37 +242,11 @@ func TestVerify(t *testing.T) {
 		},
 
 		// Sender constraint (RFC 9449 §7.1, §7.2).
-		{
-			name:    "bound_token_as_bearer",
-			request: func(t *testing.T, e *env) *http.Request { return newRequest("Bearer "+e.boundToken(t, nil), "") },
-			wantErr: resource.ErrDPoPNeeded,
-		},
-		{
-			name: "bound_token_as_bearer_with_proof",
-			request: func(t *testing.T, e *env) *http.Request {
-				tok := e.boundToken(t, nil)
-				return newRequest("Bearer "+tok, e.proof(t, tok, nil))
-			},
-			wantErr: resource.ErrDPoPNeeded,
-		},
-		{
-			name:    "unbound_token_with_dpop_scheme",
-			request: func(t *testing.T, e *env) *http.Request { return newRequest("DPoP "+e.token(t, nil), "") },
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name: "unbound_token_with_dpop_scheme_and_proof",
-			request: func(t *testing.T, e *env) *http.Request {
-				tok := e.token(t, nil)
-				return newRequest("DPoP "+tok, e.proof(t, tok, nil))
-			},
-			wantErr: resource.ErrInvalid,
-		},
-		{
-			name:    "bound_token_without_proof",
-			request: func(t *testing.T, e *env) *http.Request { return newRequest("DPoP "+e.boundToken(t, nil), "") },
-			wantErr: resource.ErrDPoP,
-		},
+		{name: "bound_token_as_bearer", request: presenting("Bearer", (*env).boundToken, false), wantErr: resource.ErrDPoPNeeded},
+		{name: "bound_token_as_bearer_with_proof", request: presenting("Bearer", (*env).boundToken, true), wantErr: resource.ErrDPoPNeeded},
+		{name: "unbound_token_with_dpop_scheme", request: presenting("DPoP", (*env).token, false), wantErr: resource.ErrInvalid},
+		{name: "unbound_token_with_dpop_scheme_and_proof", request: presenting("DPoP", (*env).token, true), wantErr: resource.ErrInvalid},
+		{name: "bound_token_without_proof", request: presenting("DPoP", (*env).boundToken, false), wantErr: resource.ErrDPoP},
 		{
 			name: "two_dpop_header_lines",
 			request: func(t *testing.T, e *env) *http.Request {
@@ -428,31 +266,19 @@ func TestVerify(t *testing.T) {
 		{
 			name: "proof_by_another_key",
 			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.key = newECKey(t) })
+				return e.dpopRequest(t, nil, func(p *proofSpec) { p.key = testkit.ECKey(t) })
 			},
 			wantErr: resource.ErrDPoP,
 		},
 		{
 			name: "token_bound_to_another_key",
 			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, func(s *tokenSpec) { s.bind(thumbprint(t, newECKey(t))) }, nil)
+				return e.dpopRequest(t, func(s *tokenSpec) { s.bind(testkit.Thumbprint(t, testkit.ECKey(t))) }, nil)
 			},
 			wantErr: resource.ErrDPoP,
 		},
-		{
-			name: "proof_wrong_htu_path",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["htu"] = testBaseURL + "/api/other" })
-			},
-			wantErr: resource.ErrDPoP,
-		},
-		{
-			name: "proof_wrong_htu_origin",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["htu"] = "https://evil.example" + testPath })
-			},
-			wantErr: resource.ErrDPoP,
-		},
+		{name: "proof_wrong_htu_path", request: proofWith(func(e *env, p *proofSpec) { p.claims["htu"] = testBaseURL + "/api/other" }), wantErr: resource.ErrDPoP},
+		{name: "proof_wrong_htu_origin", request: proofWith(func(e *env, p *proofSpec) { p.claims["htu"] = "https://evil.example" + testPath }), wantErr: resource.ErrDPoP},
 		{
 			name: "proof_htu_from_host_header_not_trusted",
 			request: func(t *testing.T, e *env) *http.Request {
@@ -462,34 +288,10 @@ func TestVerify(t *testing.T) {
 			},
 			wantErr: resource.ErrDPoP,
 		},
-		{
-			name: "proof_wrong_htm",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["htm"] = http.MethodPost })
-			},
-			wantErr: resource.ErrDPoP,
-		},
-		{
-			name: "proof_htm_lowercase",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["htm"] = "get" })
-			},
-			wantErr: resource.ErrDPoP,
-		},
-		{
-			name: "proof_without_ath",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { delete(p.claims, "ath") })
-			},
-			wantErr: resource.ErrDPoP,
-		},
-		{
-			name: "proof_wrong_ath",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["ath"] = dpop.AccessTokenHash("another-token") })
-			},
-			wantErr: resource.ErrDPoP,
-		},
+		{name: "proof_wrong_htm", request: proofWith(func(e *env, p *proofSpec) { p.claims["htm"] = http.MethodPost }), wantErr: resource.ErrDPoP},
+		{name: "proof_htm_lowercase", request: proofWith(func(e *env, p *proofSpec) { p.claims["htm"] = "get" }), wantErr: resource.ErrDPoP},
+		{name: "proof_without_ath", request: proofWith(func(e *env, p *proofSpec) { delete(p.claims, "ath") }), wantErr: resource.ErrDPoP},
+		{name: "proof_wrong_ath", request: proofWith(func(e *env, p *proofSpec) { p.claims["ath"] = dpop.AccessTokenHash("another-token") }), wantErr: resource.ErrDPoP},
 		{
 			name: "proof_for_another_bound_token",
 			request: func(t *testing.T, e *env) *http.Request {
@@ -498,35 +300,15 @@ func TestVerify(t *testing.T) {
 			},
 			wantErr: resource.ErrDPoP,
 		},
+		{name: "proof_iat_too_old", request: proofWith(func(e *env, p *proofSpec) { p.claims["iat"] = e.clk.Now().Add(-91 * time.Second).Unix() }), wantErr: resource.ErrDPoP},
+		{name: "proof_iat_in_future", request: proofWith(func(e *env, p *proofSpec) { p.claims["iat"] = e.clk.Now().Add(31 * time.Second).Unix() }), wantErr: resource.ErrDPoP},
 		{
-			name: "proof_iat_too_old",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["iat"] = e.clk.Now().Add(-91 * time.Second).Unix() })
-			},
+			name:    "proof_iat_beyond_configured_proof_age",
+			config:  func(c *resource.Config) { c.ProofAge = 10 * time.Second },
+			request: proofWith(func(e *env, p *proofSpec) { p.claims["iat"] = e.clk.Now().Add(-41 * time.Second).Unix() }),
 			wantErr: resource.ErrDPoP,
 		},
-		{
-			name: "proof_iat_in_future",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["iat"] = e.clk.Now().Add(31 * time.Second).Unix() })
-			},
-			wantErr: resource.ErrDPoP,
-		},
-		{
-			name:   "proof_iat_beyond_configured_proof_age",
-			config: func(c *resource.Config) { c.ProofAge = 10 * time.Second },
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.claims["iat"] = e.clk.Now().Add(-41 * time.Second).Unix() })
-			},
-			wantErr: resource.ErrDPoP,
-		},
-		{
-			name: "proof_wrong_typ",
-			request: func(t *testing.T, e *env) *http.Request {
-				return e.dpopRequest(t, nil, func(p *proofSpec) { p.typ = "JWT" })
-			},
-			wantErr: resource.ErrDPoP,
-		},
+		{name: "proof_wrong_typ", request: proofWith(func(e *env, p *proofSpec) { p.typ = "JWT" }), wantErr: resource.ErrDPoP},
 		{
 			name: "access_token_as_proof",
 			request: func(t *testing.T, e *env) *http.Request {
@@ -725,8 +507,8 @@ func TestVerifyProofJTIScopedToKey(t *testing.T) {
 	if _, err := v.Verify(newRequest("DPoP "+tok, e.proof(t, tok, func(p *proofSpec) { p.claims["jti"] = "shared" }))); err != nil {
 		t.Fatalf("first key: %v", err)
 	}
-	other := newECKey(t)
-	tok2 := e.token(t, func(s *tokenSpec) { s.bind(thumbprint(t, other)) })
+	other := testkit.ECKey(t)
+	tok2 := e.token(t, func(s *tokenSpec) { s.bind(testkit.Thumbprint(t, other)) })
 	p := newProofSpec(other, tok2, e.clk.Now())
 	p.claims["jti"] = "shared"
 	if _, err := v.Verify(newRequest("DPoP "+tok2, p.sign(t))); err != nil {

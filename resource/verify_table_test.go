@@ -3,9 +3,6 @@ package resource_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -16,8 +13,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/resource"
 )
 
@@ -31,47 +28,12 @@ type rsFixture struct {
 func rsNewFixture(t *testing.T) *rsFixture {
 	t.Helper()
 	f := &rsFixture{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	f.key = rsKey(t)
+	f.key = testkit.ECKey(t)
 	f.issuer = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: f.key.Public(), KeyID: "k1", Algorithm: "ES256"}}})
 	}))
 	t.Cleanup(f.issuer.Close)
 	return f
-}
-
-func rsKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func rsSign(t *testing.T, key any, typ string, hdr map[jose.HeaderKey]any, claims any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
-	for k, v := range hdr {
-		opts = opts.WithHeader(k, v)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func rsThumb(t *testing.T, k *ecdsa.PrivateKey) string {
-	t.Helper()
-	tp, err := (&jose.JSONWebKey{Key: k.Public()}).Thumbprint(cryptoSHA256())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(tp)
 }
 
 // token mints an access token; mutate changes claims before signing.
@@ -83,24 +45,23 @@ func (f *rsFixture) token(t *testing.T, typ string, key *ecdsa.PrivateKey, mutat
 	if mutate != nil {
 		mutate(claims)
 	}
-	return rsSign(t, key, typ, map[jose.HeaderKey]any{"kid": "k1"}, claims)
+	return testkit.SignJWS(t, key, jose.ES256, typ, map[jose.HeaderKey]any{"kid": "k1"}, claims)
 }
 
 func (f *rsFixture) proof(t *testing.T, key *ecdsa.PrivateKey, method, url, token string, mutate func(map[string]any)) string {
 	t.Helper()
-	h := sha256.Sum256([]byte(token))
 	claims := map[string]any{"jti": base64.RawURLEncoding.EncodeToString([]byte(time.Now().String())), "htm": method, "htu": url,
-		"iat": f.now.Unix(), "ath": base64.RawURLEncoding.EncodeToString(h[:])}
+		"iat": f.now.Unix(), "ath": testkit.ATH(token)}
 	if mutate != nil {
 		mutate(claims)
 	}
-	return rsSign(t, key, "dpop+jwt", map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: key.Public()}}, claims)
+	return testkit.DPoPProof(t, key, claims)
 }
 
 func TestVerifyTable(t *testing.T) {
 	f := rsNewFixture(t)
-	dpopKey := rsKey(t)
-	bound := func(c map[string]any) { c["cnf"] = map[string]any{"jkt": rsThumb(t, dpopKey)} }
+	dpopKey := testkit.ECKey(t)
+	bound := func(c map[string]any) { c["cnf"] = map[string]any{"jkt": testkit.Thumbprint(t, dpopKey)} }
 	const url = "https://api.example/whoami"
 	tests := []struct {
 		name    string
@@ -124,12 +85,12 @@ func TestVerifyTable(t *testing.T) {
 		{"expired_within_skew", func() (string, string, string) {
 			return "Bearer", f.token(t, "at+jwt", f.key, func(c map[string]any) { c["exp"] = f.now.Add(-10 * time.Second).Unix() }), ""
 		}, nil},
-		{"bad_signature", func() (string, string, string) { return "Bearer", f.token(t, "at+jwt", rsKey(t), nil), "" }, resource.ErrInvalid},
+		{"bad_signature", func() (string, string, string) { return "Bearer", f.token(t, "at+jwt", testkit.ECKey(t), nil), "" }, resource.ErrInvalid},
 		{"bound_token_as_bearer", func() (string, string, string) { return "Bearer", f.token(t, "at+jwt", f.key, bound), "" }, resource.ErrDPoPNeeded},
 		{"unbound_token_as_dpop", func() (string, string, string) { return "DPoP", f.token(t, "at+jwt", f.key, nil), "" }, resource.ErrInvalid},
 		{"proof_by_other_key", func() (string, string, string) {
 			tok := f.token(t, "at+jwt", f.key, bound)
-			return "DPoP", tok, f.proof(t, rsKey(t), "GET", url, tok, nil)
+			return "DPoP", tok, f.proof(t, testkit.ECKey(t), "GET", url, tok, nil)
 		}, resource.ErrDPoP},
 		{"proof_wrong_htu", func() (string, string, string) {
 			tok := f.token(t, "at+jwt", f.key, bound)
@@ -172,16 +133,16 @@ func TestVerifyTable(t *testing.T) {
 
 func TestVerify_ProofReplayAndMiddleware(t *testing.T) {
 	f := rsNewFixture(t)
-	dpopKey := rsKey(t)
+	dpopKey := testkit.ECKey(t)
 	v, err := resource.New(resource.Config{Issuer: "https://as.example", JWKSURL: f.issuer.URL, BaseURL: "https://api.example", Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := f.token(t, "at+jwt", f.key, func(c map[string]any) { c["cnf"] = map[string]any{"jkt": rsThumb(t, dpopKey)} })
+	tok := f.token(t, "at+jwt", f.key, func(c map[string]any) { c["cnf"] = map[string]any{"jkt": testkit.Thumbprint(t, dpopKey)} })
 	proof := f.proof(t, dpopKey, "GET", "https://api.example/whoami", tok, nil)
 	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := resource.FromContext(r.Context())
-		if !ok || got.JKT != rsThumb(t, dpopKey) {
+		if !ok || got.JKT != testkit.Thumbprint(t, dpopKey) {
 			t.Errorf("handler token = %+v", got)
 		}
 	}))

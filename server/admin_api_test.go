@@ -22,6 +22,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/storage"
 )
 
@@ -119,11 +120,7 @@ func publicJWKS(t *testing.T, key *ecdsa.PrivateKey, kid string) map[string]any 
 // attestWith signs a Client Attestation JWT for clientID and instance with an attester key.
 func attestWith(t *testing.T, key *ecdsa.PrivateKey, kid, clientID string, instance *ecdsa.PrivateKey) string {
 	t.Helper()
-	now := time.Now()
-	return sign(t, key, jose.ES256, "oauth-client-attestation+jwt", map[jose.HeaderKey]any{"kid": kid}, map[string]any{
-		"sub": clientID, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-		"cnf": map[string]any{"jwk": jose.JSONWebKey{Key: instance.Public()}},
-	})
+	return testkit.Attestation(t, key, kid, clientID, instance.Public(), time.Now())
 }
 
 func TestAdmin_Authorization(t *testing.T) {

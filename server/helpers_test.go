@@ -3,13 +3,10 @@ package server_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,9 +16,9 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/server"
 	"github.com/authz/authz/storage"
 )
@@ -50,21 +47,14 @@ const (
 
 func newECKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return testkit.ECKey(t)
 }
 
 // newTestServer starts authz with a base configuration (an attester, an attested client, a
 // secret client, a public web client, a user) changed by mutate.
 func newTestServer(t *testing.T, mutate func(*config.Config)) *testEnv {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testkit.Listen(t)
 	base := "http://" + ln.Addr().String()
 	env := &testEnv{t: t, URL: base, Attester: newECKey(t), Instance: newECKey(t)}
 
@@ -106,52 +96,25 @@ func newTestServer(t *testing.T, mutate func(*config.Config)) *testEnv {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		st.Close()
-	})
+	t.Cleanup(func() { st.Close() })
+	testkit.Serve(t, func() error { return srv.Serve(ctx, ln) }, cancel)
 	return env
 }
 
 // sign makes a compact JWS with the given typ and extra header fields.
 func sign(t *testing.T, key any, alg jose.SignatureAlgorithm, typ string, hdr map[jose.HeaderKey]any, claims any) string {
 	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
-	for k, v := range hdr {
-		opts = opts.WithHeader(k, v)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testkit.SignJWS(t, key, alg, typ, hdr, claims)
 }
 
 // attestation signs a Client Attestation JWT (ABCA-09 §4) for clientID binding instance.
 func (e *testEnv) attestation(clientID string, instance *ecdsa.PrivateKey) string {
-	now := time.Now()
-	return sign(e.t, e.Attester, jose.ES256, "oauth-client-attestation+jwt", map[jose.HeaderKey]any{"kid": testAttesterKID}, map[string]any{
-		"sub": clientID, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-		"cnf": map[string]any{"jwk": jose.JSONWebKey{Key: instance.Public()}},
-	})
+	return testkit.Attestation(e.t, e.Attester, testAttesterKID, clientID, instance.Public(), time.Now())
 }
 
 // pop signs a Client Attestation PoP JWT (ABCA-09 §5.1) for aud with an optional challenge.
 func (e *testEnv) pop(instance *ecdsa.PrivateKey, challenge string) string {
-	claims := map[string]any{"aud": e.URL, "jti": randomString(e.t), "iat": time.Now().Unix()}
-	if challenge != "" {
-		claims["challenge"] = challenge
-	}
-	return sign(e.t, instance, jose.ES256, "oauth-client-attestation-pop+jwt", nil, claims)
+	return testkit.PoP(e.t, instance, e.URL, challenge, time.Now())
 }
 
 // dpopProof signs an RFC 9449 proof for method and the server's path.
@@ -163,15 +126,12 @@ func (e *testEnv) dpopProof(key *ecdsa.PrivateKey, method, path, nonce, accessTo
 	if accessToken != "" {
 		claims["ath"] = athOf(accessToken)
 	}
-	return sign(e.t, key, jose.ES256, "dpop+jwt", map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: key.Public()}}, claims)
+	return testkit.DPoPProof(e.t, key, claims)
 }
 
 func randomString(t *testing.T) string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	t.Helper()
+	return testkit.RandomString(t)
 }
 
 // tokenResponse is a decoded token-endpoint (or error) response.

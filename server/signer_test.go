@@ -124,7 +124,7 @@ func TestKeyringGenerateHeaders(t *testing.T) {
 			if parts := strings.Split(raw, "."); len(parts) != 3 || parts[2] != sig {
 				t.Fatalf("signature %q is not the last part of %q", sig, raw)
 			}
-			obj, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+			obj, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256})
 			if err != nil {
 				t.Fatal(err)
 			}

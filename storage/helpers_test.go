@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,8 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/authz/authz/internal/testkit"
 )
 
 // envPostgresDSN names the PostgreSQL server the conformance suite creates its databases on.
@@ -26,26 +27,6 @@ const envPostgresDSN = "AUTHZ_TEST_POSTGRES_DSN"
 
 // testStart is the fixed instant every test clock starts at.
 var testStart = time.Date(2026, 3, 14, 15, 9, 26, 535897000, time.UTC)
-
-// testClock is a settable clock for Options.Now; tests advance it instead of sleeping.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: testStart} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // backend is one database engine the conformance suite runs on. fresh returns the DSN of a new,
 // empty database that is dropped when the test ends.
@@ -145,13 +126,13 @@ func closeAdmin(t *testing.T, db *gorm.DB) {
 // testDB is one fresh database of a backend and the clock its stores share.
 type testDB struct {
 	driver, dsn string
-	clock       *testClock
+	clock       *testkit.Clock
 	now         func() time.Time // the stores' clock: clock.Now unless a test needs the real one
 }
 
 func newTestDB(t *testing.T, b backend) *testDB {
 	t.Helper()
-	clock := newTestClock()
+	clock := testkit.NewClock(testStart)
 	return &testDB{driver: b.driver, dsn: b.fresh(t), clock: clock, now: clock.Now}
 }
 
@@ -184,7 +165,7 @@ func (d *testDB) migrated(t *testing.T) *Store {
 }
 
 // newStore is the common case: a fresh migrated database and its clock.
-func newStore(t *testing.T, b backend) (*Store, *testClock) {
+func newStore(t *testing.T, b backend) (*Store, *testkit.Clock) {
 	t.Helper()
 	d := newTestDB(t, b)
 	return d.migrated(t), d.clock

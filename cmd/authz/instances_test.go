@@ -15,26 +15,14 @@ import (
 const testJKT = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 func TestInstancesUsage(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, cmdInstances, []usageCase{
 		{"no_subcommand", nil, "subcommand is required"},
 		{"unknown_subcommand", []string{"delete"}, "unknown subcommand"},
 		{"show_without_jkt", []string{"show", "--config", "x"}, "--jkt is required"},
 		{"revoke_bad_jkt", []string{"revoke", "--config", "x", "--jkt", "abc"}, "not an RFC 7638 SHA-256 thumbprint"},
 		{"revoke_long_reason", []string{"revoke", "--config", "x", "--jkt", testJKT, "--reason", strings.Repeat("r", 501)}, "at most 500"},
 		{"bad_flag", []string{"list", "--nope"}, "flag provided but not defined"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			err := cmdInstances(context.Background(), tc.args, &out, &errb)
-			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want a usage error containing %q", err, tc.want)
-			}
-		})
-	}
+	}, nil)
 	for _, args := range [][]string{{"list", "--help"}, {"show", "--help"}, {"revoke", "--help"}} {
 		var out, errb bytes.Buffer
 		if err := cmdInstances(context.Background(), args, &out, &errb); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errb.String(), "Usage: authz instances") {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,11 +28,7 @@ func writeConfig(t *testing.T) string {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, run, []usageCase{
 		{"no_command", nil, "a command is required"},
 		{"unknown_command", []string{"frobnicate"}, "unknown command"},
 		{"bad_flag", []string{"serve", "--nope"}, "flag provided but not defined"},
@@ -39,15 +36,33 @@ func TestUsageErrors(t *testing.T) {
 		{"config_not_found", []string{"migrate", "--config", "/nonexistent/authz.yaml"}, "no such file"},
 		{"attesters_without_sub", []string{"attesters"}, "subcommand is required"},
 		{"decisions_bad_decision", []string{"decisions", "list", "--config", "x", "--decision", "maybe"}, "accepted or rejected"},
-	} {
+	}, func(t *testing.T, err error) {
+		if strings.Contains(err.Error(), "\n") {
+			t.Fatalf("usage error spans several lines: %q", err)
+		}
+	})
+}
+
+// usageCase is a command line that must fail with a usage error whose text contains want.
+type usageCase struct {
+	name string
+	args []string
+	want string
+}
+
+// checkUsageErrors runs cmd on each case's arguments as a subtest and fails unless it returns a
+// usage error containing the case's want; check, when not nil, then asserts more about the error.
+func checkUsageErrors(t *testing.T, cmd func(ctx context.Context, args []string, stdout, stderr io.Writer) error, cases []usageCase, check func(t *testing.T, err error)) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			err := run(context.Background(), tc.args, &out, &errb)
+			err := cmd(context.Background(), tc.args, &out, &errb)
 			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want a usage error containing %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Fatalf("usage error spans several lines: %q", err)
+			if check != nil {
+				check(t, err)
 			}
 		})
 	}
