@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ory/fosite"
+
 	"github.com/authz/authz/clientauth"
 	"github.com/authz/authz/storage"
 )
@@ -89,6 +91,9 @@ func (s *Server) grantFor(out *outcome, tokenRequestID string, rows *storage.Def
 			ExpiresAt: s.dpopReplayExpiry(out.dpopProof.IssuedAt),
 		})
 	}
+	if out.assertionKey != nil && !out.assertionDone {
+		g.Replay = append(g.Replay, *out.assertionKey)
+	}
 	if out.auditDue {
 		g.Decision = decisionFor(out, nil, tokenRequestID)
 	}
@@ -98,15 +103,38 @@ func (s *Server) grantFor(out *outcome, tokenRequestID string, rows *storage.Def
 // commitGrant writes grantFor(out) through storage.CommitGrant (in the caller's transaction when
 // ctx carries one); a replayed key becomes a *replayError naming the proof that was replayed.
 func (s *Server) commitGrant(ctx context.Context, out *outcome, tokenRequestID string, rows *storage.Deferred) error {
-	err := s.store.CommitGrant(ctx, s.grantFor(out, tokenRequestID, rows))
+	g := s.grantFor(out, tokenRequestID, rows)
+	err := s.store.CommitGrant(ctx, g)
 	var replayed *storage.ReplayedError
 	if errors.As(err, &replayed) {
-		if out.dpopProof != nil && replayed.Index == len(out.replayEntries()) {
+		attested := len(out.replayEntries())
+		switch {
+		case replayed.Index < attested:
+			return &replayError{err: errors.Join(clientauth.ErrReplay, err)}
+		case out.dpopProof != nil && replayed.Index == attested:
 			return &replayError{err: errors.Join(errDPoPReplay, err), dpop: true}
+		default: // the client assertion (RFC 7523 §3 item 7)
+			out.assertionDone = true // it is in the table already
+			return fosite.ErrInvalidClient.WithHint("The client assertion was already used.").WithWrap(err)
 		}
-		return &replayError{err: errors.Join(clientauth.ErrReplay, err)}
 	}
 	return err
+}
+
+// consumeAssertion records a deferred client assertion jti that no grant wrote (the request
+// failed after client authentication): a captured assertion must not be reusable with other
+// parameters (RFC 7523 §3 item 7).
+func (s *Server) consumeAssertion(ctx context.Context, out *outcome) {
+	if out.assertionKey == nil || out.assertionDone {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := s.store.MarkReplay(ctx, out.assertionKey.Key, out.assertionKey.ExpiresAt)
+	if err != nil && !errors.Is(err, storage.ErrReplayed) {
+		s.log.ErrorContext(ctx, "recording a client assertion jti failed", "error", err)
+	}
+	out.assertionDone = true
 }
 
 // replayError marks a transaction that failed because a PoP or DPoP jti was already used.

@@ -57,6 +57,27 @@ func withPeekPAR(ctx context.Context) context.Context {
 	return context.WithValue(ctx, peekPARKey{}, true)
 }
 
+// ClientAssertionJWTValid implements fosite.ClientManager. At the token endpoint the check is
+// left to the grant's commit, where the jti is inserted atomically with the token (a live
+// duplicate fails it), so it is not read twice.
+func (f fositeStore) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	if out := outcomeFrom(ctx); out != nil && out.deferAssertion {
+		return nil
+	}
+	return f.Store.ClientAssertionJWTValid(ctx, jti)
+}
+
+// SetClientAssertionJWT implements fosite.ClientManager (RFC 7523 §3 item 7). At the token
+// endpoint the jti joins the grant's replay keys (storage.CommitGrant), so a private_key_jwt
+// token costs one transaction like an attested one; elsewhere it is recorded at once.
+func (f fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	if out := outcomeFrom(ctx); out != nil && out.deferAssertion {
+		out.assertionKey = &storage.ReplayKey{Key: storage.ClientAssertionReplayKey(jti), ExpiresAt: exp}
+		return nil
+	}
+	return f.Store.SetClientAssertionJWT(ctx, jti, exp)
+}
+
 func (f fositeStore) DeletePARSession(ctx context.Context, requestURI string) error {
 	if peek, _ := ctx.Value(peekPARKey{}).(bool); peek {
 		return nil

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,6 +129,47 @@ func TestClientCredentials_PrivateKeyJWT(t *testing.T) {
 	})
 	if r := env.post("/oauth2/token", form(forged), nil); r.Status != 401 || r.Error != "invalid_client" {
 		t.Fatalf("wrong key: %d %s, want 401 invalid_client", r.Status, r.Error)
+	}
+
+	// The jti is recorded with the grant: of concurrent uses of one assertion exactly one gets
+	// a token (RFC 7523 §3 item 7).
+	shared := assertion("jti-race", time.Now().Add(time.Minute))
+	const racers = 12
+	statuses := make(chan int, racers)
+	var wg sync.WaitGroup
+	for range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- env.post("/oauth2/token", form(shared), nil).Status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	won := 0
+	for st := range statuses {
+		switch st {
+		case 200:
+			won++
+		case 401:
+		default:
+			t.Fatalf("concurrent use of one assertion answered %d", st)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent uses of one assertion got a token, want exactly 1", won, racers)
+	}
+
+	// An assertion spent on a request that failed after client authentication (a scope the
+	// client may not have) is consumed all the same: it cannot be replayed with other parameters.
+	spent := assertion("jti-spent", time.Now().Add(time.Minute))
+	bad := form(spent)
+	bad.Set("scope", "admin")
+	if r := env.post("/oauth2/token", bad, nil); r.Status != 400 || r.Error != "invalid_scope" {
+		t.Fatalf("forbidden scope: %d %s, want 400 invalid_scope", r.Status, r.Error)
+	}
+	if r := env.post("/oauth2/token", form(spent), nil); r.Status != 401 || r.Error != "invalid_client" {
+		t.Fatalf("assertion reused after a failed request: %d %s, want 401 invalid_client", r.Status, r.Error)
 	}
 }
 

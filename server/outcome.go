@@ -31,6 +31,12 @@ type outcome struct {
 	replayNow bool
 	// dpopProof is a verified plain RFC 9449 proof (not the combined-mode one).
 	dpopProof *dpop.Proof
+	// deferAssertion makes fosite's record of an RFC 7523 client assertion jti part of the
+	// grant (assertionKey) instead of a transaction of its own (token endpoint only);
+	// assertionDone is set once that key is written, with the grant or after a failure.
+	deferAssertion bool
+	assertionKey   *storage.ReplayKey
+	assertionDone  bool
 }
 
 type outcomeKey struct{}

@@ -26,6 +26,8 @@ var errDPoPReplay = errors.New("dpop: proof jti already used")
 func (s *Server) handleToken(c echo.Context) error {
 	r, rw := c.Request(), c.Response()
 	ctx, out := withOutcome(r.Context(), "/oauth2/token")
+	out.deferAssertion = true
+	defer s.consumeAssertion(ctx, out)
 
 	// A plain DPoP proof is checked first, but its error is answered only after client
 	// authentication ran, so an attested client's request still gets its audit record.
@@ -110,6 +112,7 @@ func (s *Server) handleToken(c echo.Context) error {
 		s.writeOAuthError(rw, r, out, err)
 		return nil
 	}
+	out.assertionDone = true // written with the grant
 	s.metrics.token(grantOf(ar), methodOf(out), "issued")
 	if out.auditDue {
 		s.metrics.decision(decisionAccepted, "ok")

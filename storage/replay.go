@@ -12,6 +12,10 @@ import (
 // clientAssertionPrefix namespaces RFC 7523 client assertion jti values in the replay table.
 const clientAssertionPrefix = "client_assertion:"
 
+// ClientAssertionReplayKey is the replay-table key of an RFC 7523 client assertion jti, for
+// callers that write it with a grant (CommitGrant) instead of through SetClientAssertionJWT.
+func ClientAssertionReplayKey(jti string) string { return clientAssertionPrefix + jti }
+
 // markReplaySQL records a key in one atomic statement: insert, or — only when the existing row
 // has expired — take it over; a live duplicate changes no row. PostgreSQL re-checks the WHERE on
 // the committed row after waiting for a concurrent inserter, so of concurrent callers exactly one
