@@ -12,6 +12,7 @@ FUZZERS := \
 	FuzzParseHeaders:./clientauth \
 	FuzzVerifyAttestation:./clientauth \
 	FuzzVerifyPoP:./clientauth \
+	FuzzCheckJSON:./clientauth \
 	FuzzVerify:./dpop \
 	FuzzExtractHeader:./dpop \
 	FuzzRenderConsent:./templates \

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"time"
 )
@@ -16,7 +15,6 @@ var (
 	errDuplicateMember = errors.New("duplicate JSON member name")
 	errNotObject       = errors.New("not a JSON object")
 	errTooDeep         = errors.New("JSON nested too deeply")
-	errTrailingData    = errors.New("data after the JSON value")
 	errInvalidJSON     = errors.New("invalid JSON")
 )
 
@@ -30,62 +28,93 @@ func checkJSONObject(data []byte) error {
 	return checkJSONValue(data)
 }
 
-// checkJSONValue verifies that data is exactly one JSON value with no duplicate member names.
+// checkJSONValue verifies that data is exactly one JSON value with no duplicate member names
+// and at most maxJSONDepth nested objects and arrays. encoding/json's validator checks the
+// syntax (no allocation); checkMembers then only has to track structure on valid input.
 func checkJSONValue(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := walkJSON(dec, 0); err != nil {
-		return err
+	if !json.Valid(data) {
+		return errInvalidJSON
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errTrailingData
+	return checkMembers(data)
+}
+
+// jsonFrame is one open object or array of checkMembers.
+type jsonFrame struct {
+	object     bool
+	expectName bool                // the next string in this object is a member name
+	names      []string            // member names so far: a linear scan while the object is small
+	set        map[string]struct{} // ... and a set beyond smallObject names (no quadratic work)
+}
+
+// smallObject is how many member names an object collects in a slice before a set.
+const smallObject = 16
+
+// addName records a member name of this object; a name seen before is errDuplicateMember.
+func (f *jsonFrame) addName(name string) error {
+	if f.set != nil {
+		if _, dup := f.set[name]; dup {
+			return errDuplicateMember
+		}
+		f.set[name] = struct{}{}
+		return nil
+	}
+	for _, seen := range f.names {
+		if seen == name {
+			return errDuplicateMember
+		}
+	}
+	f.names = append(f.names, name)
+	if len(f.names) > smallObject {
+		f.set = make(map[string]struct{}, 2*len(f.names))
+		for _, n := range f.names {
+			f.set[n] = struct{}{}
+		}
+		f.names = nil
 	}
 	return nil
 }
 
-func walkJSON(dec *json.Decoder, depth int) error {
-	if depth > maxJSONDepth {
-		return errTooDeep
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return errInvalidJSON
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	switch d {
-	case '{':
-		seen := map[string]bool{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return errInvalidJSON
+// checkMembers walks syntactically valid JSON and rejects duplicate member names in any object
+// (compared after unescaping: "a" and "\u0061" are the same name) and nesting deeper than
+// maxJSONDepth.
+func checkMembers(data []byte) error {
+	var stack []jsonFrame
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '{', '[':
+			if len(stack) == maxJSONDepth {
+				return errTooDeep
 			}
-			name, ok := k.(string)
-			if !ok {
-				return errInvalidJSON
+			stack = append(stack, jsonFrame{object: c == '{', expectName: c == '{'})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			if top := len(stack) - 1; stack[top].object {
+				stack[top].expectName = true
 			}
-			if seen[name] {
-				return errDuplicateMember
+		case '"':
+			j, escaped := i+1, false
+			for data[j] != '"' {
+				if data[j] == '\\' {
+					escaped = true
+					j++
+				}
+				j++
 			}
-			seen[name] = true
-			if err := walkJSON(dec, depth+1); err != nil {
-				return err
+			if top := len(stack) - 1; top >= 0 && stack[top].expectName {
+				name := string(data[i+1 : j])
+				if escaped {
+					if err := json.Unmarshal(data[i:j+1], &name); err != nil {
+						return errInvalidJSON
+					}
+				}
+				if err := stack[top].addName(name); err != nil {
+					return err
+				}
+				stack[top].expectName = false
 			}
+			i = j
 		}
-	case '[':
-		for dec.More() {
-			if err := walkJSON(dec, depth+1); err != nil {
-				return err
-			}
-		}
-	default:
-		return errInvalidJSON
-	}
-	if _, err := dec.Token(); err != nil { // the closing delimiter
-		return errInvalidJSON
 	}
 	return nil
 }
