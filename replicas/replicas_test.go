@@ -387,6 +387,38 @@ func TestReplicas(t *testing.T) {
 			t.Fatalf("introspection at B = %v, want active with A's attestation evidence", intro)
 		}
 	})
+
+	// Last, because it removes the client the other cases authenticate with.
+	// Decision S15: client records are cached per replica; a client removed through another
+	// replica (or the CLI) is refused within the trust-reload window, not served from the cache.
+	t.Run("client_removed_through_one_replica_is_refused_by_the_other", func(t *testing.T) {
+		if got := c.token(c.b, svcID, nil, svcID, svcSecret); got.Status != http.StatusOK {
+			t.Fatalf("svc at B before removal (fills B's client cache): %d %q", got.Status, got.Error)
+		}
+		removed := time.Now()
+		if err := c.a.store.DeleteClient(context.Background(), svcID); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.NewTimer(trustTimeout)
+		defer deadline.Stop()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			got := c.token(c.b, svcID, nil, svcID, svcSecret)
+			if got.Status == http.StatusUnauthorized && got.Error == "invalid_client" {
+				t.Logf("replica B refused the client removed at A after %s", time.Since(removed).Round(time.Millisecond))
+				break
+			}
+			if got.Status != http.StatusOK {
+				t.Fatalf("while waiting: %d %q %s", got.Status, got.Error, got.Description)
+			}
+			select {
+			case <-deadline.C:
+				t.Fatalf("replica B still issues tokens to a client removed at A %s ago", trustTimeout)
+			case <-tick.C:
+			}
+		}
+	})
 }
 
 func fetchJWKS(t *testing.T, r *replica) jose.JSONWebKeySet {
