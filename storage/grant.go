@@ -97,8 +97,8 @@ type grantWriter struct {
 	ch    chan *grantUnit
 	stop  chan struct{} // closed by Store.Close
 	stopO sync.Once
-	stmts grantStmts
-	err   error // preparing the statements failed: every grant gets it
+	stmts grantStmts // SQLite; prepared by the writer on first use (PostgreSQL: pgx caches the batch statements)
+	err   error      // errClosed once the store closed before any grant
 
 	batches, grants atomic.Int64
 }
@@ -115,53 +115,29 @@ const (
 		"pop_aud, challenge, decision, reason, token_request_id"
 )
 
-// placeholders returns n bind parameters in the driver's syntax.
-func (s *Store) placeholders(n int) string {
-	p := make([]string, n)
-	for i := range p {
-		if s.driver == DriverPostgres {
-			p[i] = "$" + strconv.Itoa(i+1)
-		} else {
-			p[i] = "?"
-		}
-	}
-	return strings.Join(p, ", ")
-}
-
-// rebind turns the ?-placeholders of query into the driver's syntax.
-func (s *Store) rebind(query string) string {
-	if s.driver != DriverPostgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
+// prepareGrantStmts prepares the SQLite statements of the group writer (PostgreSQL uses the
+// batch statements of grant_pg.go).
 func (s *Store) prepareGrantStmts(ctx context.Context) (grantStmts, error) {
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return grantStmts{}, fmt.Errorf("storage: prepare grant statements: %w", err)
 	}
+	placeholders := func(n int) string { return strings.Repeat("?, ", n-1) + "?" }
 	var st grantStmts
-	for _, p := range []struct {
+	all := []struct {
 		dst   **sql.Stmt
 		query string
 	}{
-		{&st.replay, s.rebind(markReplaySQL)},
-		{&st.unreplay, s.rebind("DELETE FROM replay WHERE key_hash = ?")},
-		{&st.token, "INSERT INTO oauth2_requests (" + tokenColumns + ") VALUES (" + s.placeholders(17) + ")"},
-		{&st.decision, "INSERT INTO audit_decisions (" + decisionColumns + ") VALUES (" + s.placeholders(13) + ")"},
-	} {
+		{&st.replay, markReplaySQL},
+		{&st.unreplay, "DELETE FROM replay WHERE key_hash = ?"},
+		{&st.token, "INSERT INTO oauth2_requests (" + tokenColumns + ") VALUES (" + placeholders(17) + ")"},
+		{&st.decision, "INSERT INTO audit_decisions (" + decisionColumns + ") VALUES (" + placeholders(13) + ")"},
+	}
+	for i, p := range all {
 		if *p.dst, err = sqlDB.PrepareContext(ctx, p.query); err != nil {
+			for _, prepared := range all[:i] {
+				_ = (*prepared.dst).Close()
+			}
 			return grantStmts{}, mapError("prepare grant statement", err)
 		}
 	}
@@ -179,14 +155,9 @@ func (s *Store) CommitGrant(ctx context.Context, g *Grant) error {
 		return s.InTx(ctx, func(ctx context.Context) error { return s.writeGrantInTx(ctx, u) })
 	}
 	s.grants.once.Do(func() {
-		if s.driver != DriverPostgres { // PostgreSQL: pgx caches the batch statements itself
-			s.grants.stmts, s.grants.err = s.prepareGrantStmts(context.Background())
-		}
 		s.grants.ch = make(chan *grantUnit, maxGroup)
 		s.grants.stop = make(chan struct{})
-		if s.grants.err == nil {
-			go s.grantLoop()
-		}
+		go s.grantLoop()
 	})
 	if s.grants.err != nil {
 		return s.grants.err
@@ -316,6 +287,14 @@ func (s *Store) writeBatch(batch []*grantUnit, results []error) error {
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return fmt.Errorf("storage: commit grant: %w", err)
+	}
+	if s.driver == DriverSQLite && s.grants.stmts.replay == nil {
+		// Prepared by the writer alone, before its transaction takes SQLite's only connection;
+		// a failure (say, a database not yet migrated) fails this batch and the next one tries
+		// again.
+		if s.grants.stmts, err = s.prepareGrantStmts(ctx); err != nil {
+			return err
+		}
 	}
 	tx, err := sqlDB.BeginTx(ctx, nil)
 	if err != nil {

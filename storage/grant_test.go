@@ -186,6 +186,28 @@ func testCommitGrant(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a_failed_batch_does_not_break_the_writer", func(t *testing.T) {
+		// Before the schema exists every grant fails (the SQLite statements cannot even be
+		// prepared); after Migrate the same store's writer works.
+		d := newTestDB(t, b)
+		s2 := d.open(t)
+		g := &Grant{Replay: []ReplayKey{{Key: "k|early", ExpiresAt: now.Add(time.Minute)}},
+			Decision: &Decision{Endpoint: "/oauth2/token", ClientID: "agent", Decision: "accepted", Reason: "ok"}}
+		if err := s2.CommitGrant(bg(), g); err == nil || errors.Is(err, ErrReplayed) {
+			t.Fatalf("grant on a database without schema: %v, want a write error", err)
+		}
+		if err := s2.Migrate(bg()); err != nil {
+			t.Fatal(err)
+		}
+		c2 := mustUpsertClient(t, s2, "agent")
+		if err := s2.CommitGrant(bg(), grantOf(t, s2, c2, "after-migrate", now, "k|early")); err != nil {
+			t.Fatalf("grant after Migrate: %v", err)
+		}
+		if !granted(t, s2, "after-migrate") {
+			t.Fatal("grant after Migrate not written")
+		}
+	})
+
 	t.Run("closed_store_refuses", func(t *testing.T) {
 		s2, _ := newStore(t, b)
 		c2 := mustUpsertClient(t, s2, "agent")
