@@ -94,6 +94,9 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 		if pushed := pushedEvidence(ar); pushed != nil {
 			data.Attested, data.AttestationMethodNote = true, false
 			data.Attestation = &templates.AttestationInfo{Attester: pushed.Attester, KeyHint: keyHint(pushed.InstanceJKT)}
+			if a, err := s.store.GetAttester(ctx, pushed.Attester); err == nil {
+				data.Attestation.AttesterDescription = a.Description
+			}
 		}
 		return templates.RenderConsent(rw, data)
 	}

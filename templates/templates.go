@@ -65,8 +65,9 @@ type LoginData struct {
 // AttestationInfo names who vouched for the client instance (ABCA-09 §1: the Client Attester)
 // and which instance key it bound (§4, cnf).
 type AttestationInfo struct {
-	Attester string // attester id, e.g. "dev-attester"
-	KeyHint  string // last 4 chars of the instance key thumbprint
+	Attester            string // attester id, e.g. "dev-attester"
+	AttesterDescription string // the attester's description, when it has one, e.g. "Acme CI fleet"
+	KeyHint             string // last 4 chars of the instance key thumbprint
 }
 
 // ConsentData fills the consent page of the authorization endpoint.
@@ -153,6 +154,10 @@ func RenderConsent(w io.Writer, d ConsentData) error {
 	}
 	if d.Attestation != nil {
 		v.AttesterID = strings.TrimSpace(d.Attestation.Attester)
+		// A person recognises the description; the id stays beside it for an operator.
+		if desc := strings.TrimSpace(d.Attestation.AttesterDescription); desc != "" && v.AttesterID != "" && desc != v.AttesterID {
+			v.AttesterID = desc + " (" + v.AttesterID + ")"
+		}
 		v.KeyHint = keyHint(d.Attestation.KeyHint)
 	}
 	v.HasAttester = v.AttesterID != ""

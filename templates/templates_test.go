@@ -225,6 +225,17 @@ func TestRenderConsent(t *testing.T) {
 			wantScopes: []string{"read", "write"},
 		},
 		{
+			name: "attester_description_named_with_its_id",
+			data: ConsentData{
+				ClientID: "agent", Scopes: []string{"read"},
+				Attested: true, Attestation: &AttestationInfo{Attester: "ci-fleet", AttesterDescription: "Acme CI fleet <b>", KeyHint: "4F2A"},
+			},
+			wantMode:   attestationVerified,
+			wantText:   "This is a verified instance of agent, vouched for by Acme CI fleet <b> (ci-fleet) (key …4F2A). " + caveat,
+			wantH1:     "Allow agent to access your account?",
+			wantScopes: []string{"read"},
+		},
+		{
 			name: "key_hint_trimmed_to_last_four",
 			data: ConsentData{
 				ClientID: "agent", Scopes: []string{"read"},
