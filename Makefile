@@ -12,7 +12,7 @@ FUZZERS := \
 	FuzzParseHeaders:./clientauth \
 	FuzzVerifyAttestation:./clientauth \
 	FuzzVerifyPoP:./clientauth \
-	FuzzCheckJSON:./clientauth \
+	FuzzCheck:./internal/strictjson \
 	FuzzVerify:./dpop \
 	FuzzExtractHeader:./dpop \
 	FuzzRenderConsent:./templates \

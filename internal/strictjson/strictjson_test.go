@@ -1,4 +1,4 @@
-package clientauth
+package strictjson
 
 import (
 	"bytes"
@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// TestCheckJSONObject: exactly one JSON object, no duplicate member names at any depth
+// TestCheckObject: exactly one JSON object, no duplicate member names at any depth
 // (compared after unescaping), bounded nesting (RFC 7515 §4, RFC 7519 §4).
-func TestCheckJSONObject(t *testing.T) {
+func TestCheckObject(t *testing.T) {
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	many := func(n int, dupAt int) string {
 		var b strings.Builder
@@ -40,34 +40,35 @@ func TestCheckJSONObject(t *testing.T) {
 		{"same_name_in_nested_objects", `{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}`, nil},
 		{"string_values_equal_to_names", `{"a":"a","b":"a"}`, nil},
 		{"escaped_quote_in_name", `{"a\"b":1,"a":2}`, nil},
-		{"duplicate", `{"a":1,"a":2}`, errDuplicateMember},
-		{"duplicate_nested", `{"x":{"a":1,"b":2,"a":3}}`, errDuplicateMember},
-		{"duplicate_in_array_element", `{"x":[{"k":1,"k":1}]}`, errDuplicateMember},
-		{"duplicate_after_nested_object", `{"a":{"b":1},"a":2}`, errDuplicateMember},
-		{"duplicate_by_escape", `{"a":1,"\u0061":2}`, errDuplicateMember},
-		{"duplicate_by_escaped_slash", `{"a/b":1,"a\/b":2}`, errDuplicateMember},
+		{"duplicate", `{"a":1,"a":2}`, ErrDuplicateMember},
+		{"duplicate_nested", `{"x":{"a":1,"b":2,"a":3}}`, ErrDuplicateMember},
+		{"duplicate_in_array_element", `{"x":[{"k":1,"k":1}]}`, ErrDuplicateMember},
+		{"duplicate_after_nested_object", `{"a":{"b":1},"a":2}`, ErrDuplicateMember},
+		{"duplicate_by_escape", `{"a":1,"\u0061":2}`, ErrDuplicateMember},
+		{"duplicate_by_escaped_slash", `{"a/b":1,"a\/b":2}`, ErrDuplicateMember},
 		{"large_object_no_duplicate", many(500, -1), nil},
-		{"large_object_duplicate_late", many(500, 499), errDuplicateMember},
-		{"array", `[1,2]`, errNotObject},
-		{"string", `"x"`, errNotObject},
-		{"empty", ``, errNotObject},
-		{"trailing_data", `{"a":1} {"b":2}`, errInvalidJSON},
-		{"trailing_garbage", `{"a":1}x`, errInvalidJSON},
-		{"unterminated", `{"a":1`, errInvalidJSON},
-		{"bad_escape", `{"a\x":1}`, errInvalidJSON},
+		{"large_object_duplicate_late", many(500, 499), ErrDuplicateMember},
+		{"array", `[1,2]`, ErrNotObject},
+		{"string", `"x"`, ErrNotObject},
+		{"empty", ``, ErrInvalid},
+		{"whitespace_only", " \n", ErrInvalid},
+		{"trailing_data", `{"a":1} {"b":2}`, ErrInvalid},
+		{"trailing_garbage", `{"a":1}x`, ErrInvalid},
+		{"unterminated", `{"a":1`, ErrInvalid},
+		{"bad_escape", `{"a\x":1}`, ErrInvalid},
 		{"nested_32", `{"a":` + deep(31) + `}`, nil},
-		{"nested_33", `{"a":` + deep(32) + `}`, errTooDeep},
+		{"nested_33", `{"a":` + deep(32) + `}`, ErrTooDeep},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := checkJSONObject([]byte(tt.in)); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
-				t.Fatalf("checkJSONObject(%.60q) = %v, want %v", tt.in, err, tt.want)
+			if err := CheckObject([]byte(tt.in)); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Fatalf("CheckObject(%.60q) = %v, want %v", tt.in, err, tt.want)
 			}
 		})
 	}
 }
 
-// referenceCheck is the straightforward decoder-based definition checkJSONValue must agree with:
+// referenceCheck is the straightforward decoder-based definition Check must agree with:
 // valid JSON, one value, no duplicate member names.
 func referenceCheck(data []byte) bool {
 	if !json.Valid(data) {
@@ -84,7 +85,7 @@ func referenceCheck(data []byte) bool {
 		if !ok {
 			return true
 		}
-		if depth >= maxJSONDepth {
+		if depth >= MaxDepth {
 			return false
 		}
 		seen := map[string]bool{}
@@ -114,17 +115,17 @@ func referenceCheck(data []byte) bool {
 	return err == io.EOF
 }
 
-// FuzzCheckJSON: the single-pass checker accepts exactly what the decoder-based reference
+// FuzzCheck: the single-pass checker accepts exactly what the decoder-based reference
 // accepts, and never panics.
-func FuzzCheckJSON(f *testing.F) {
+func FuzzCheck(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `{"a":1,"a":2}`, `{"a":{"b":[1,{"c":"\u0063"}]}}`, `{"\u0061":1,"a":2}`,
 		`[[[[]]]]`, `"x\"y"`, `{"a":"b\\","c":1}`, `{} `, `{"a":1}x`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got := checkJSONValue(data) == nil
+		got := Check(data) == nil
 		if want := referenceCheck(data); got != want {
-			t.Fatalf("checkJSONValue(%q) accepted=%v, reference accepted=%v", data, got, want)
+			t.Fatalf("Check(%q) accepted=%v, reference accepted=%v", data, got, want)
 		}
 	})
 }
