@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for reading a PostgreSQL store directly
-	_ "github.com/mattn/go-sqlite3"    // database/sql driver "sqlite3", for reading a SQLite store directly
+	"github.com/mattn/go-sqlite3"      // database/sql driver "sqlite3", for reading a SQLite store directly
 )
 
 // OpenDB opens authz's database for direct reads, bypassing storage/ on purpose: the checks
@@ -43,9 +43,23 @@ type AuditReport struct {
 // the tables storage/ writes (oauth2_requests, audit_decisions): every access-token grant of one
 // of clientIDs has exactly one accepted decision carrying its token_request_id, and no accepted
 // decision with a token_request_id lacks its token.
+//
+// Both tables are read in one read-only transaction, so a server still committing grants (a
+// request whose client already gave up is committed all the same) cannot put a decision in the
+// second read whose token missed the first: PostgreSQL at REPEATABLE READ, SQLite (WAL) in one
+// read transaction, are one snapshot.
 func CheckAudit(ctx context.Context, db *sql.DB, clientIDs ...string) (*AuditReport, error) {
+	opts := &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+	if _, ok := db.Driver().(*sqlite3.SQLiteDriver); ok {
+		opts = nil // mattn/go-sqlite3: the default (deferred) transaction is already a snapshot in WAL mode
+	}
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("reliability: begin snapshot: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
 	grants := map[string]bool{}
-	rows, err := db.QueryContext(ctx, `SELECT DISTINCT request_id, client_id FROM oauth2_requests WHERE kind = 'access'`)
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT request_id, client_id FROM oauth2_requests WHERE kind = 'access'`)
 	if err != nil {
 		return nil, fmt.Errorf("reliability: read grants: %w", err)
 	}
@@ -64,7 +78,7 @@ func CheckAudit(ctx context.Context, db *sql.DB, clientIDs ...string) (*AuditRep
 	}
 
 	accepted := map[string]int{}
-	rows, err = db.QueryContext(ctx, `SELECT token_request_id, COUNT(*) FROM audit_decisions
+	rows, err = tx.QueryContext(ctx, `SELECT token_request_id, COUNT(*) FROM audit_decisions
 		WHERE decision = 'accepted' AND token_request_id <> '' GROUP BY token_request_id`)
 	if err != nil {
 		return nil, fmt.Errorf("reliability: read decisions: %w", err)
