@@ -45,9 +45,9 @@ type AuditReport struct {
 // decision with a token_request_id lacks its token.
 //
 // Both tables are read in one read-only transaction, so a server still committing grants (a
-// request whose client already gave up is committed all the same) cannot put a decision in the
-// second read whose token missed the first: PostgreSQL at REPEATABLE READ, SQLite (WAL) in one
-// read transaction, are one snapshot.
+// batch already being written when its clients gave up commits all the same) cannot put a
+// decision in the second read whose token missed the first: PostgreSQL at REPEATABLE READ,
+// SQLite (WAL) in one read transaction, are one snapshot.
 func CheckAudit(ctx context.Context, db *sql.DB, clientIDs ...string) (*AuditReport, error) {
 	opts := &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
 	if _, ok := db.Driver().(*sqlite3.SQLiteDriver); ok {

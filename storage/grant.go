@@ -81,6 +81,7 @@ const maxGroup = 128
 
 // grantUnit is one caller's grant waiting for the group writer.
 type grantUnit struct {
+	ctx  context.Context // the request's: a grant whose client gave up before its batch is dropped
 	g    *Grant
 	rows []*requestModel
 	now  time.Time
@@ -150,7 +151,7 @@ func (s *Store) prepareGrantStmts(ctx context.Context) (grantStmts, error) {
 // joins the next group transaction; a batch that fails as a whole is retried grant by grant, so
 // one faulty grant never fails the others. Inside InTx it writes through that transaction.
 func (s *Store) CommitGrant(ctx context.Context, g *Grant) error {
-	u := &grantUnit{g: g, rows: g.Rows.take(), now: s.now()}
+	u := &grantUnit{ctx: ctx, g: g, rows: g.Rows.take(), now: s.now()}
 	if s.txFrom(ctx) != nil {
 		return s.InTx(ctx, func(ctx context.Context) error { return s.writeGrantInTx(ctx, u) })
 	}
@@ -170,8 +171,8 @@ func (s *Store) CommitGrant(ctx context.Context, g *Grant) error {
 	case <-ctx.Done():
 		return fmt.Errorf("storage: commit grant: %w", ctx.Err())
 	}
-	// Once queued the grant is written whatever happens to the request: wait for the outcome
-	// (or for Close, which answers what it did not write).
+	// Once queued, the grant is dropped only if the request ends before its batch is written
+	// (dropAbandoned); wait for the outcome (or for Close, which answers what it did not write).
 	select {
 	case err := <-u.done:
 		return err
@@ -218,6 +219,10 @@ func (s *Store) grantLoop() {
 				break
 			}
 		}
+		batch = s.dropAbandoned(batch)
+		if len(batch) == 0 {
+			continue
+		}
 		s.grants.batches.Add(1)
 		if n := s.grants.grants.Add(int64(len(batch))); n/checkpointEveryGrants != (n-int64(len(batch)))/checkpointEveryGrants {
 			s.ckpt.request()
@@ -241,6 +246,21 @@ func (s *Store) grantLoop() {
 			}
 		}
 	}
+}
+
+// dropAbandoned answers, and removes from batch, the grants whose request ended (client gone,
+// deadline passed) before their batch was written: nobody would receive the token, so neither it
+// nor its decision is stored. Once a batch is being written, its grants commit regardless.
+func (s *Store) dropAbandoned(batch []*grantUnit) []*grantUnit {
+	kept := batch[:0]
+	for _, u := range batch {
+		if err := u.ctx.Err(); err != nil {
+			u.done <- fmt.Errorf("storage: commit grant: request ended before its grant was written: %w", err)
+			continue
+		}
+		kept = append(kept, u)
+	}
+	return kept
 }
 
 // failQueued answers the grants still queued when the store closes.

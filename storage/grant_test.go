@@ -208,6 +208,20 @@ func testCommitGrant(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("abandoned_request_writes_nothing", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(bg())
+		cancel()
+		if err := s.CommitGrant(ctx, grantOf(t, s, c, "abandoned", now, "k|abandoned")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("grant of an ended request: %v, want context.Canceled", err)
+		}
+		if granted(t, s, "abandoned") {
+			t.Fatal("the grant of an ended request was written")
+		}
+		if err := s.MarkReplay(bg(), "k|abandoned", now.Add(time.Minute)); err != nil {
+			t.Fatalf("its replay key was recorded: %v", err)
+		}
+	})
+
 	t.Run("closed_store_refuses", func(t *testing.T) {
 		s2, _ := newStore(t, b)
 		c2 := mustUpsertClient(t, s2, "agent")
