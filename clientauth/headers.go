@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/internal/strictjson"
 )
 
 // requestHeaders is the shape of one request after ABCA-09 §7.1 step 1, §7.2 step 1 and the
@@ -147,7 +148,7 @@ func unverifiedClaims(tok string) (map[string]json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkJSONObject(payload); err != nil {
+	if err := strictjson.CheckObject(payload); err != nil {
 		return nil, err
 	}
 	return decodeMembers(payload)

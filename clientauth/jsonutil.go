@@ -8,13 +8,6 @@ import (
 	"github.com/authz/authz/internal/strictjson"
 )
 
-// checkJSONObject verifies that data is exactly one JSON object with no duplicate member names
-// at any depth and bounded nesting (RFC 7515 §4, RFC 7519 §4; internal/strictjson).
-func checkJSONObject(data []byte) error { return strictjson.CheckObject(data) }
-
-// checkJSONValue is checkJSONObject for any JSON value.
-func checkJSONValue(data []byte) error { return strictjson.Check(data) }
-
 // jsonString reads a JSON string member; ok is false for any other JSON type (including null,
 // which encoding/json would silently turn into "").
 func jsonString(raw json.RawMessage) (string, bool) {
@@ -48,7 +41,7 @@ func jsonNumericDate(raw json.RawMessage) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
 }
 
-// decodeMembers decodes a JSON object (already checked by checkJSONObject) into its members.
+// decodeMembers decodes a JSON object (already checked by strictjson.CheckObject) into its members.
 func decodeMembers(data []byte) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/strictjson"
 )
 
 // Fetch policy for jwks_uri and jku key sets (profile §8).
@@ -118,7 +120,7 @@ func (f *jwksFetcher) fetch(ctx context.Context, url string) ([]jose.JSONWebKey,
 // parseJWKS decodes a JWK set, skipping keys that are not public asymmetric signature keys
 // (a key set may carry keys for other uses; a private or symmetric one is never used).
 func parseJWKS(body []byte) ([]jose.JSONWebKey, error) {
-	if err := checkJSONObject(body); err != nil {
+	if err := strictjson.CheckObject(body); err != nil {
 		return nil, fmt.Errorf("key set: %w", err)
 	}
 	var set struct {

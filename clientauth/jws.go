@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/strictjson"
 )
 
 // jwsErrors names the sentinels a parse failure maps to, so one parser serves the attestation
@@ -57,10 +59,10 @@ func parseCompactJWS(token string, algs []jose.SignatureAlgorithm, maxBytes int,
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload is not base64url", e.malformed)
 	}
-	if err := checkJSONObject(headerJSON); err != nil {
+	if err := strictjson.CheckObject(headerJSON); err != nil {
 		return nil, fmt.Errorf("%w: header: %w", e.malformed, err)
 	}
-	if err := checkJSONObject(payload); err != nil {
+	if err := strictjson.CheckObject(payload); err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", e.malformed, err)
 	}
 	header, err := decodeMembers(headerJSON)

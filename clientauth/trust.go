@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/internal/strictjson"
 )
 
 // trustSet is an immutable snapshot of the trusted attesters, swapped atomically by SetAttesters.
@@ -232,7 +234,7 @@ func isLoopback(host string) bool {
 // (profile §8 required_claims): object members sorted, insignificant whitespace removed,
 // strings re-encoded, numbers compared by exact decimal value.
 func canonicalJSON(raw []byte) (string, error) {
-	if err := checkJSONValue(raw); err != nil {
+	if err := strictjson.Check(raw); err != nil {
 		return "", err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

@@ -83,6 +83,7 @@ const maxGroup = 128
 type grantUnit struct {
 	ctx  context.Context // the request's: a grant whose client gave up before its batch is dropped
 	g    *Grant
+	keys []string // hashSignature of each g.Replay key, computed by the caller, not the writer
 	rows []*requestModel
 	now  time.Time
 	done chan error
@@ -152,6 +153,12 @@ func (s *Store) prepareGrantStmts(ctx context.Context) (grantStmts, error) {
 // one faulty grant never fails the others. Inside InTx it writes through that transaction.
 func (s *Store) CommitGrant(ctx context.Context, g *Grant) error {
 	u := &grantUnit{ctx: ctx, g: g, rows: g.Rows.take(), now: s.now()}
+	for _, k := range g.Replay {
+		if k.Key == "" {
+			return errEmptyReplayKey
+		}
+		u.keys = append(u.keys, hashSignature(k.Key))
+	}
 	if s.txFrom(ctx) != nil {
 		return s.InTx(ctx, func(ctx context.Context) error { return s.writeGrantInTx(ctx, u) })
 	}
@@ -330,7 +337,7 @@ func (s *Store) writeBatch(batch []*grantUnit, results []error) error {
 		}
 		return nil
 	}
-	w := grantTx{ctx: ctx, s: s,
+	w := grantTx{ctx: ctx,
 		replay: tx.StmtContext(ctx, s.grants.stmts.replay), unreplay: tx.StmtContext(ctx, s.grants.stmts.unreplay),
 		token: tx.StmtContext(ctx, s.grants.stmts.token), decision: tx.StmtContext(ctx, s.grants.stmts.decision)}
 	for i, u := range batch {
@@ -352,7 +359,6 @@ func (s *Store) writeBatch(batch []*grantUnit, results []error) error {
 // grantTx writes grants through the statements of one transaction.
 type grantTx struct {
 	ctx                               context.Context
-	s                                 *Store
 	replay, unreplay, token, decision *sql.Stmt
 }
 
@@ -362,18 +368,15 @@ type grantTx struct {
 func (w grantTx) write(u *grantUnit) (*ReplayedError, error) {
 	now := dbTime(u.now)
 	for i, k := range u.g.Replay {
-		if k.Key == "" {
-			return nil, errEmptyReplayKey
-		}
-		res, err := w.replay.ExecContext(w.ctx, hashSignature(k.Key), dbTime(k.ExpiresAt), now)
+		res, err := w.replay.ExecContext(w.ctx, u.keys[i], dbTime(k.ExpiresAt), now)
 		if err != nil {
 			return nil, mapError("mark replay", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return nil, mapError("mark replay", err)
 		} else if n == 0 {
-			for _, prev := range u.g.Replay[:i] {
-				if _, err := w.unreplay.ExecContext(w.ctx, hashSignature(prev.Key)); err != nil {
+			for _, prev := range u.keys[:i] {
+				if _, err := w.unreplay.ExecContext(w.ctx, prev); err != nil {
 					return nil, mapError("mark replay", err)
 				}
 			}

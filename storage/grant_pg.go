@@ -41,10 +41,7 @@ func (s *Store) writeBatchPostgres(ctx context.Context, tx *sql.Tx, batch []*gra
 	for i, u := range batch {
 		results[i] = nil
 		for j, k := range u.g.Replay {
-			if k.Key == "" {
-				return errEmptyReplayKey
-			}
-			h := hashSignature(k.Key)
+			h := u.keys[j]
 			if first[h] {
 				if results[i] == nil {
 					results[i] = &ReplayedError{Index: j}

@@ -208,6 +208,19 @@ func testCommitGrant(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("empty_replay_key_is_refused_before_anything_is_written", func(t *testing.T) {
+		g := grantOf(t, s, c, "empty-key", now, "k|before-empty", "")
+		if err := s.CommitGrant(bg(), g); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("grant with an empty replay key: %v, want ErrInvalid", err)
+		}
+		if granted(t, s, "empty-key") {
+			t.Fatal("a grant with an empty replay key was written")
+		}
+		if err := s.MarkReplay(bg(), "k|before-empty", now.Add(time.Minute)); err != nil {
+			t.Fatalf("its other replay key was recorded: %v", err)
+		}
+	})
+
 	t.Run("abandoned_request_writes_nothing", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(bg())
 		cancel()
