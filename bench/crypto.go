@@ -13,6 +13,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/authz/authz/clientauth"
+	"github.com/authz/authz/reliability"
 )
 
 // CryptoBound is the CPU time of each unavoidable cryptographic step of a token request, measured
@@ -101,19 +104,19 @@ func newCryptoMaterial() (*cryptoMaterial, error) {
 	m := &cryptoMaterial{}
 	var err error
 	for _, k := range []**ecdsa.PrivateKey{&m.attesterKey, &m.instanceKey, &m.asKey} {
-		if *k, err = NewKey(); err != nil {
+		if *k, err = reliability.NewKey(); err != nil {
 			return nil, err
 		}
 	}
 	now := time.Now()
-	attester, err := NewSigner(m.attesterKey, typAttestation, map[jose.HeaderKey]any{"kid": attesterKID})
+	attester, err := NewSigner(m.attesterKey, clientauth.TypAttestation, map[jose.HeaderKey]any{"kid": attesterKID})
 	if err != nil {
 		return nil, err
 	}
 	if m.attestation, err = Attestation(attester, clientAttest, m.instanceKey, now, time.Hour); err != nil {
 		return nil, err
 	}
-	popSigner, err := NewSigner(m.instanceKey, typPoP, nil)
+	popSigner, err := NewSigner(m.instanceKey, clientauth.TypPoP, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +232,7 @@ func (m *cryptoMaterial) verifyAssertion() error {
 
 func (m *cryptoMaterial) signAccessToken() error {
 	now := time.Now()
-	jti, err := randomID()
+	jti, err := reliability.RandomString()
 	if err != nil {
 		return err
 	}

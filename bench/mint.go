@@ -2,35 +2,19 @@ package bench
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-)
 
-// JWT type header values (ABCA-09 §4, §5.1; RFC 9449 §4.2).
-const (
-	typAttestation = "oauth-client-attestation+jwt"
-	typPoP         = "oauth-client-attestation-pop+jwt"
-	typDPoP        = "dpop+jwt"
+	"github.com/authz/authz/dpop"
+	"github.com/authz/authz/reliability"
 )
 
 // ClientAssertionType is the RFC 7523 §2.2 client_assertion_type of private_key_jwt.
 const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-// NewKey returns a fresh P-256 key (ES256, RFC 7518 §3.4).
-func NewKey() (*ecdsa.PrivateKey, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("bench: generate key: %w", err)
-	}
-	return k, nil
-}
 
 // PublicJWKS is the JSON JWK set publishing key's public half under kid.
 func PublicJWKS(key *ecdsa.PrivateKey, kid string) (string, error) {
@@ -80,7 +64,7 @@ func Attestation(attester *Signer, clientID string, instance *ecdsa.PrivateKey, 
 
 // PoP signs a Client Attestation PoP JWT (ABCA-09 §5.1) for the issuer audience with a unique jti.
 func PoP(instance *Signer, issuer string, now time.Time) (string, error) {
-	jti, err := randomID()
+	jti, err := reliability.RandomString()
 	if err != nil {
 		return "", err
 	}
@@ -89,12 +73,12 @@ func PoP(instance *Signer, issuer string, now time.Time) (string, error) {
 
 // DPoPSigner is a signer for RFC 9449 §4.2 proofs of key: typ dpop+jwt and the public key in jwk.
 func DPoPSigner(key *ecdsa.PrivateKey) (*Signer, error) {
-	return NewSigner(key, typDPoP, map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: key.Public()}})
+	return NewSigner(key, dpop.Typ, map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: key.Public()}})
 }
 
 // DPoP signs an RFC 9449 §4.2 proof for method and htu with a unique jti.
 func DPoP(key *Signer, method, htu string, now time.Time) (string, error) {
-	jti, err := randomID()
+	jti, err := reliability.RandomString()
 	if err != nil {
 		return "", err
 	}
@@ -104,7 +88,7 @@ func DPoP(key *Signer, method, htu string, now time.Time) (string, error) {
 // ClientAssertion signs an RFC 7523 §3 client assertion (private_key_jwt) for clientID with the
 // token endpoint as audience and a unique jti.
 func ClientAssertion(key *Signer, clientID, tokenURL string, now time.Time, ttl time.Duration) (string, error) {
-	jti, err := randomID()
+	jti, err := reliability.RandomString()
 	if err != nil {
 		return "", err
 	}
@@ -112,12 +96,4 @@ func ClientAssertion(key *Signer, clientID, tokenURL string, now time.Time, ttl 
 		"iss": clientID, "sub": clientID, "aud": tokenURL, "jti": jti,
 		"iat": now.Unix(), "exp": now.Add(ttl).Unix(),
 	})
-}
-
-func randomID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("bench: random: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }

@@ -14,7 +14,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/authz/authz/clientauth"
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/reliability"
 )
 
 // The four client-authentication scenarios of `make bench` (issue 8), named after the client's
@@ -59,15 +61,15 @@ type Fixture struct {
 
 // NewFixture generates the attester key, the private_key_jwt client key and the client secret.
 func NewFixture(issuer string) (*Fixture, error) {
-	att, err := NewKey()
+	att, err := reliability.NewKey()
 	if err != nil {
 		return nil, err
 	}
-	ck, err := NewKey()
+	ck, err := reliability.NewKey()
 	if err != nil {
 		return nil, err
 	}
-	secret, err := randomID()
+	secret, err := reliability.RandomString()
 	if err != nil {
 		return nil, err
 	}
@@ -229,12 +231,12 @@ func (f *Fixture) Generate(scenario string, o GenerateOptions) (*Pool, error) {
 	}
 	instances := make([]instance, o.Instances)
 	if scenario != ScenarioPrivateKey {
-		attester, err := NewSigner(f.AttesterKey, typAttestation, map[jose.HeaderKey]any{"kid": attesterKID})
+		attester, err := NewSigner(f.AttesterKey, clientauth.TypAttestation, map[jose.HeaderKey]any{"kid": attesterKID})
 		if err != nil {
 			return nil, err
 		}
 		for i := range instances {
-			k, err := NewKey()
+			k, err := reliability.NewKey()
 			if err != nil {
 				return nil, err
 			}
@@ -284,7 +286,7 @@ func (f *Fixture) generateRange(scenario string, reqs []Request, w, step int, o 
 		var err error
 		switch scenario {
 		case ScenarioAttest:
-			s, err = NewSigner(k, typPoP, nil)
+			s, err = NewSigner(k, clientauth.TypPoP, nil)
 		case ScenarioAttestDPoP:
 			s, err = DPoPSigner(k)
 		case ScenarioPrivateKey:
