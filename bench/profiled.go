@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -38,24 +37,13 @@ func ServeProfiled(ctx context.Context, cfgPath, cpuProfile, memProfile string, 
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
-	server.TuneRuntime(log)
-	srv, err := server.New(ctx, cfg, st, log)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("cpu profile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
 			f.Close()
-			ln.Close()
 			return fmt.Errorf("cpu profile: %w", err)
 		}
 		defer func() {
@@ -74,5 +62,5 @@ func ServeProfiled(ctx context.Context, cfgPath, cpuProfile, memProfile string, 
 			err = errors.Join(err, pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 		}()
 	}
-	return srv.Serve(ctx, ln)
+	return server.Run(ctx, cfg, st, log)
 }

@@ -159,6 +159,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// Run is `authz serve` once the store is open and migrated: it tunes the runtime, builds the
+// server, listens on cfg.Listen and serves until ctx ends (then drains, see Serve).
+func Run(ctx context.Context, cfg *config.Config, store *storage.Store, log *slog.Logger) error {
+	TuneRuntime(log)
+	srv, err := New(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return srv.Serve(ctx, ln)
+}
+
 // GCPercent is the garbage-collection target `authz serve` runs with unless GOGC is set. The
 // live heap of a token server is small (tens of MiB) and almost everything a request allocates
 // dies with it, so collecting at 5x the live heap instead of Go's default 2x cuts the CPU spent

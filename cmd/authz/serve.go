@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os/signal"
 	"syscall"
 
@@ -27,21 +26,12 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	server.TuneRuntime(log)
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	srv, err := server.New(ctx, cfg, st, log)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	return srv.Serve(ctx, ln)
+	return server.Run(ctx, cfg, st, log)
 }
 
 // cmdMigrate creates or upgrades the schema and exits.
