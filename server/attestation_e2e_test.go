@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -197,39 +195,7 @@ func TestAttestation_Replay(t *testing.T) {
 
 	// 20 concurrent requests with one PoP: exactly one token.
 	headers = env.attestedHeaders(agentID, env.Instance, "")
-	var wg sync.WaitGroup
-	statuses := make(chan int, 20)
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader(ccForm.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			for k, v := range headers {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				statuses <- 0
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			statuses <- resp.StatusCode
-		}()
-	}
-	wg.Wait()
-	close(statuses)
-	ok := 0
-	for s := range statuses {
-		switch s {
-		case 200:
-			ok++
-		case 401:
-		default:
-			t.Errorf("unexpected status %d", s)
-		}
-	}
+	ok := env.raceTokens(20, ccForm, headers)
 	if ok != 1 {
 		t.Fatalf("%d concurrent requests with one PoP succeeded, want exactly 1", ok)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,4 +221,49 @@ func thumbprint(t *testing.T, k *ecdsa.PrivateKey) string {
 		t.Fatal(err)
 	}
 	return base64.RawURLEncoding.EncodeToString(tp)
+}
+
+// raceTokens sends n identical token requests at once and returns how many got 200. Every other
+// answer must be 401 (a replayed proof or assertion); a transport error or any other status fails
+// the test. The goroutines only send; assertions run on the test goroutine.
+func (e *testEnv) raceTokens(n int, form url.Values, headers map[string]string) int {
+	e.t.Helper()
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequest(http.MethodPost, e.URL+"/oauth2/token", strings.NewReader(form.Encode()))
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	won := 0
+	for st := range statuses {
+		switch st {
+		case http.StatusOK:
+			won++
+		case http.StatusUnauthorized:
+		default:
+			e.t.Errorf("concurrent token request answered %d, want 200 or 401", st)
+		}
+	}
+	return won
 }

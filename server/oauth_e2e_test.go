@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -135,27 +134,7 @@ func TestClientCredentials_PrivateKeyJWT(t *testing.T) {
 	// a token (RFC 7523 §3 item 7).
 	shared := assertion("jti-race", time.Now().Add(time.Minute))
 	const racers = 12
-	statuses := make(chan int, racers)
-	var wg sync.WaitGroup
-	for range racers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			statuses <- env.post("/oauth2/token", form(shared), nil).Status
-		}()
-	}
-	wg.Wait()
-	close(statuses)
-	won := 0
-	for st := range statuses {
-		switch st {
-		case 200:
-			won++
-		case 401:
-		default:
-			t.Fatalf("concurrent use of one assertion answered %d", st)
-		}
-	}
+	won := env.raceTokens(racers, form(shared), nil)
 	if won != 1 {
 		t.Fatalf("%d of %d concurrent uses of one assertion got a token, want exactly 1", won, racers)
 	}
