@@ -3,8 +3,6 @@ package replicas_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -19,10 +17,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"gorm.io/driver/postgres"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
+	"github.com/authz/authz/bench"
 	"github.com/authz/authz/config"
 	"github.com/authz/authz/internal/testkit"
 	"github.com/authz/authz/server"
@@ -78,37 +74,16 @@ func freshDatabase(t *testing.T) string {
 		}
 		t.Skipf("%s is not set: the multi-replica test needs PostgreSQL (e.g. %s=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)", envPostgresDSN, envPostgresDSN)
 	}
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	name := "authz_replicas_" + hex.EncodeToString(b[:])
-	adminExec(t, base, "CREATE DATABASE "+name)
-	t.Cleanup(func() { adminExec(t, base, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
-	u, err := url.Parse(base)
+	dsn, drop, err := bench.FreshDatabase(context.Background(), base, "authz_replicas")
 	if err != nil {
 		t.Fatalf("%s: %v", envPostgresDSN, err)
 	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-func adminExec(t *testing.T, dsn, stmt string) {
-	t.Helper()
-	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		t.Fatalf("PostgreSQL at %s is unreachable: %v", envPostgresDSN, err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sqlDB.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := db.WithContext(ctx).Exec(stmt).Error; err != nil {
-		t.Fatalf("PostgreSQL at %s: %s: %v", envPostgresDSN, stmt, err)
-	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("drop the replicas' database: %v", err)
+		}
+	})
+	return dsn
 }
 
 // newCluster starts replicas A and B on one fresh database. They migrate and create the shared
