@@ -394,8 +394,10 @@ func TestAdmin_ClientCRUDAndSecret(t *testing.T) {
 		req.SetBasicAuth("batch", sec)
 		return env.do(req)
 	}
-	if tr := token(secret); tr.Status != 200 {
-		t.Fatalf("token with the generated secret: %d %s %s", tr.Status, tr.Error, tr.Description)
+	for range 2 { // the second comparison is answered by the verified-secret cache (S19)
+		if tr := token(secret); tr.Status != 200 {
+			t.Fatalf("token with the generated secret: %d %s %s", tr.Status, tr.Error, tr.Description)
+		}
 	}
 	// The secret is shown once: never again on GET or list.
 	for _, path := range []string{"/admin/clients/batch", "/admin/clients"} {

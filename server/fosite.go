@@ -115,7 +115,11 @@ func (s *Server) composeFosite(globalSecret []byte) error {
 		SanitationWhiteList: []string{"code", "redirect_uri", "dpop_jkt"},
 	}
 	// Set eagerly: fosite writes these defaults lazily, which is a data race (fosite.md §6).
-	fc.ClientSecretsHasher = &fosite.BCrypt{Config: fc}
+	secrets, err := newSecretCache(&fosite.BCrypt{Config: fc})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	fc.ClientSecretsHasher = secrets
 	fc.JWKSFetcherStrategy = fosite.NewDefaultJWKSFetcherStrategy()
 
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// countingHasher is the real bcrypt hasher, counting the comparisons that reach it.
+type countingHasher struct {
+	fosite.Hasher
+	compares atomic.Int64
+}
+
+func (h *countingHasher) Compare(ctx context.Context, hash, data []byte) error {
+	h.compares.Add(1)
+	return h.Hasher.Compare(ctx, hash, data)
+}
+
+func TestSecretCache(t *testing.T) {
+	ctx := context.Background()
+	hashOf := func(secret string) []byte {
+		t.Helper()
+		h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	hashA, hashB := hashOf("secret-a"), hashOf("secret-b")
+	sameSecretOtherHash := hashOf("secret-a")
+
+	type step struct {
+		name        string
+		hash        []byte
+		secret      string
+		advance     time.Duration
+		wantOK      bool
+		wantBcrypts int64 // comparisons that reached bcrypt so far
+	}
+	steps := []step{
+		{"first match pays bcrypt", hashA, "secret-a", 0, true, 1},
+		{"repeat match is cached", hashA, "secret-a", 0, true, 1},
+		{"wrong secret always pays bcrypt", hashA, "secret-x", 0, false, 2},
+		{"wrong secret again pays bcrypt again", hashA, "secret-x", 0, false, 3},
+		{"empty secret is refused", hashA, "", 0, false, 4},
+		{"right secret still cached after failures", hashA, "secret-a", 0, true, 4},
+		{"another client's secret does not match", hashA, "secret-b", 0, false, 5},
+		{"other hash: own entry", hashB, "secret-b", 0, true, 6},
+		{"cached secret of A refused for B", hashB, "secret-a", 0, false, 7},
+		{"same secret, rotated hash: bcrypt again", sameSecretOtherHash, "secret-a", 0, true, 8},
+		{"secret prefix refused", hashA, "secret-", 0, false, 9},
+		{"within the TTL: cached", hashA, "secret-a", secretCacheTTL - time.Second, true, 9},
+		{"after the TTL: bcrypt again", hashA, "secret-a", 2 * time.Second, true, 10},
+	}
+
+	inner := &countingHasher{Hasher: &fosite.BCrypt{Config: &fosite.Config{HashCost: bcrypt.MinCost}}}
+	c, err := newSecretCache(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	c.now = func() time.Time { return now }
+	for _, s := range steps {
+		now = now.Add(s.advance)
+		err := c.Compare(ctx, s.hash, []byte(s.secret))
+		if (err == nil) != s.wantOK {
+			t.Fatalf("%s: Compare error = %v, want ok=%v", s.name, err, s.wantOK)
+		}
+		if got := inner.compares.Load(); got != s.wantBcrypts {
+			t.Fatalf("%s: %d bcrypt comparisons so far, want %d", s.name, got, s.wantBcrypts)
+		}
+	}
+}
+
+func TestSecretCacheBounded(t *testing.T) {
+	inner := &countingHasher{Hasher: &fosite.BCrypt{Config: &fosite.Config{HashCost: bcrypt.MinCost}}}
+	c, err := newSecretCache(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the cache directly (bcrypt for 10,000 hashes would be slow) and add one more match.
+	for i := range secretCacheEntries {
+		c.entries[string(rune(i))+"-hash"] = secretEntry{expires: c.now().Add(time.Hour)}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("s"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Compare(context.Background(), hash, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.entries); n > secretCacheEntries {
+		t.Fatalf("cache holds %d entries, bound is %d", n, secretCacheEntries)
+	}
+	if err := c.Compare(context.Background(), hash, []byte("s")); err != nil || inner.compares.Load() != 1 {
+		t.Fatalf("newest match not cached after eviction: err=%v bcrypts=%d", err, inner.compares.Load())
+	}
+}
