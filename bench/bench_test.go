@@ -248,6 +248,54 @@ func TestProcessAccounting(t *testing.T) {
 	}
 }
 
+func TestParseKernelCounters(t *testing.T) {
+	io := "rchar: 5000\nwchar: 600\nsyscr: 12\nsyscw: 30\nread_bytes: 0\n"
+	status := "Name:\tauthz\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t3\n"
+	for _, tc := range []struct {
+		name    string
+		parse   func([]byte) (int64, error)
+		data    string
+		want    int64
+		wantErr error
+	}{
+		{"io", parseIOCalls, io, 42, nil},
+		{"io_missing_syscw", parseIOCalls, "syscr: 12\n", 0, ErrNoProc},
+		{"io_not_a_number", parseIOCalls, "syscr: x\nsyscw: 1\n", 0, ErrNoProc},
+		{"io_negative", parseIOCalls, "syscr: -1\nsyscw: 1\n", 0, ErrNoProc},
+		{"io_empty", parseIOCalls, "", 0, ErrNoProc},
+		{"status", parseCtxSwitches, status, 10, nil},
+		{"status_missing_involuntary", parseCtxSwitches, "voluntary_ctxt_switches:\t7\n", 0, ErrNoProc},
+		{"status_overflow", parseCtxSwitches, "voluntary_ctxt_switches: 99999999999999999999\nnonvoluntary_ctxt_switches: 1\n", 0, ErrNoProc},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.parse([]byte(tc.data))
+			if !errors.Is(err, tc.wantErr) || got != tc.want {
+				t.Fatalf("got %d, %v; want %d, %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+	user, sys, err := parseStatTimes([]byte("1234 (authz) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 12 0"))
+	if err != nil || user != 2500*time.Millisecond || sys != 500*time.Millisecond {
+		t.Fatalf("parseStatTimes = %s, %s, %v", user, sys, err)
+	}
+}
+
+// TestProcessKernel reads this test process's own kernel counters: it has read files and
+// switched context, so both counts are positive.
+func TestProcessKernel(t *testing.T) {
+	k, err := ProcessKernel(os.Getpid())
+	if errors.Is(err, ErrNoProc) {
+		t.Skip("no /proc on this system")
+	}
+	if err != nil || k.IOCalls <= 0 || k.CtxSwitches <= 0 || k.SysCPU < 0 {
+		t.Fatalf("ProcessKernel = %+v, %v", k, err)
+	}
+	c, err := MeasureKernelCost(100)
+	if err != nil || c.Syscall <= 0 || c.WakeupTrip <= 0 {
+		t.Fatalf("MeasureKernelCost = %+v, %v", c, err)
+	}
+}
+
 func TestIsBackendOf(t *testing.T) {
 	for _, tc := range []struct {
 		name, title string

@@ -27,7 +27,8 @@ func (c CryptoBound) Summary() string {
 func (rep *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nauthz-bench: %d CPUs, %s, load average at start %s, concurrency %d, %s per run\n",
 		rep.CPUs, rep.GoVersion, orDash(rep.LoadAverage), rep.Concurrency, rep.Duration)
-	fmt.Fprintf(w, "crypto bound (one core, go-jose v4, ES256): %s\n\n", rep.Crypto.Summary())
+	fmt.Fprintf(w, "crypto bound (one core, go-jose v4, ES256): %s\n", rep.Crypto.Summary())
+	fmt.Fprintf(w, "machine: %s\n\n", rep.Kernel.Summary())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "backend\tscenario\ttokens/s\tp50\tp90\tp99\tmax\terrors\tCPU s/1000 tokens\tDB CPU s/1000\tWAL/token\tpeak RSS\tcrypto/req\tefficiency\t")
 	for _, r := range rep.Results {
@@ -64,6 +65,7 @@ func (rep *Report) Print(w io.Writer) {
 			fmt.Fprintf(w, "%s %s: first error: %s\n", r.Label(), r.Scenario, r.FirstError)
 		}
 	}
+	rep.printKernel(w)
 	fmt.Fprintln(w, "CPU s/1000 tokens and peak RSS come from the authz process(es) (/proc/PID/stat, VmHWM); DB CPU is the PostgreSQL backends")
 	fmt.Fprintln(w, "serving the run's database (SQLite runs in-process and is in the CPU column); WAL/token is the PostgreSQL cluster's WAL")
 	fmt.Fprintln(w, "written during the window (other databases included); efficiency = crypto/req ÷ server CPU per token.")
@@ -82,6 +84,29 @@ func (rep *Report) Print(w io.Writer) {
 	if len(profiles) > 0 {
 		fmt.Fprintf(w, "CPU profiles: %s (go tool pprof -top FILE)\n", strings.Join(profiles, " "))
 	}
+}
+
+// printKernel is the second table: how much of each run's server CPU went to the kernel, and
+// what for (read/write system calls: sockets, SQLite's WAL and checkpoints; context switches).
+func (rep *Report) printKernel(w io.Writer) {
+	var any bool
+	for _, r := range rep.Results {
+		any = any || r.IOCallsPerTok > 0
+	}
+	if !any {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "backend\tscenario\tkernel share of server CPU\tread/write system calls/token\tcontext switches/token\t")
+	for _, r := range rep.Results {
+		if r.IOCallsPerTok == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f %%\t%.1f\t%.2f\t\n", r.Label(), r.Scenario, 100*r.KernelShare, r.IOCallsPerTok, r.CtxSwitchPerTk)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "(/proc/PID/stat stime, /proc/PID/io syscr+syscw, /proc/PID/task/*/status; compare with the machine line above)")
 }
 
 func (rep *Report) find(backend string, replicas int, scenario string) (Result, bool) {

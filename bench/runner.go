@@ -62,11 +62,16 @@ type Result struct {
 	DBCPUPerTok time.Duration `json:"db_cpu_per_token_ns,omitempty"` // PostgreSQL backends of the run's database, per token
 	WALPerTok   int64         `json:"wal_bytes_per_token,omitempty"` // PostgreSQL WAL written per token (cluster-wide)
 	PeakRSS     int64         `json:"peak_rss_bytes"`                // largest VmHWM of its replicas
-	CryptoReq   time.Duration `json:"crypto_per_request_ns"`         // the scenario's crypto bound
-	Efficiency  float64       `json:"efficiency"`                    // CryptoReq / CPUPerTok
-	Exhausted   bool          `json:"pool_exhausted,omitempty"`      // window shortened
-	FirstError  string        `json:"first_error,omitempty"`
-	Profiles    []string      `json:"profiles,omitempty"`
+	// Kernel figures of the servers in the window (ProcessKernel): the share of their CPU spent
+	// in the kernel, and read/write system calls and context switches per token.
+	KernelShare    float64       `json:"kernel_cpu_share"`
+	IOCallsPerTok  float64       `json:"io_syscalls_per_token"`
+	CtxSwitchPerTk float64       `json:"context_switches_per_token"`
+	CryptoReq      time.Duration `json:"crypto_per_request_ns"`    // the scenario's crypto bound
+	Efficiency     float64       `json:"efficiency"`               // CryptoReq / CPUPerTok
+	Exhausted      bool          `json:"pool_exhausted,omitempty"` // window shortened
+	FirstError     string        `json:"first_error,omitempty"`
+	Profiles       []string      `json:"profiles,omitempty"`
 }
 
 // Label names the backend with its replica count.
@@ -86,6 +91,7 @@ type Report struct {
 	Concurrency int           `json:"concurrency"`
 	Duration    time.Duration `json:"duration_ns"`
 	Crypto      CryptoBound   `json:"crypto"`
+	Kernel      KernelCost    `json:"kernel"`
 	Results     []Result      `json:"results"`
 	Notes       []string      `json:"notes,omitempty"`
 }
@@ -113,6 +119,10 @@ func Execute(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	fmt.Fprintf(o.Log, "  %s\n", rep.Crypto.Summary())
+	if rep.Kernel, err = MeasureKernelCost(200_000); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Log, "  machine: %s\n", rep.Kernel.Summary())
 
 	for _, backend := range o.Backends {
 		if backend == BackendPostgres && o.PostgresDSN == "" {
@@ -250,14 +260,24 @@ func runOne(ctx context.Context, o Options, backend string, replicas int, scenar
 			defer wal.close()
 		}
 	}
-	snapshot := func() time.Duration {
+	var kStart, kEnd KernelCounters
+	var kErr error
+	snapshot := func(k *KernelCounters) time.Duration {
 		var sum time.Duration
+		*k = KernelCounters{}
 		for _, pid := range pids {
 			c, err := ProcessCPU(pid)
 			if err != nil {
 				cpuErr = err
 			}
 			sum += c
+			pk, err := ProcessKernel(pid)
+			if err != nil {
+				kErr = err
+			}
+			k.SysCPU += pk.SysCPU
+			k.IOCalls += pk.IOCalls
+			k.CtxSwitches += pk.CtxSwitches
 		}
 		return sum
 	}
@@ -265,7 +285,7 @@ func runOne(ctx context.Context, o Options, backend string, replicas int, scenar
 		Targets: addrs, Concurrency: o.Concurrency, Warmup: o.Warmup, Duration: o.Duration,
 		OnMeasure: func(start bool) {
 			if start {
-				cpuStart = snapshot()
+				cpuStart = snapshot(&kStart)
 				if dbName != "" {
 					dbStart, dbErr = PostgresBackendCPU(dbName)
 				}
@@ -273,7 +293,7 @@ func runOne(ctx context.Context, o Options, backend string, replicas int, scenar
 					walStart, walErr = wal.position(ctx)
 				}
 			} else {
-				cpuEnd = snapshot()
+				cpuEnd = snapshot(&kEnd)
 				if dbName != "" && dbErr == nil {
 					dbEnd, dbErr = PostgresBackendCPU(dbName)
 				}
@@ -305,6 +325,11 @@ func runOne(ctx context.Context, o Options, backend string, replicas int, scenar
 		}
 		if wal != nil && walErr == nil && lr.OK > 0 {
 			res.WALPerTok = (walEnd - walStart) / int64(lr.OK)
+		}
+		if kErr == nil && lr.OK > 0 && res.ServerCPU > 0 {
+			res.KernelShare = float64(kEnd.SysCPU-kStart.SysCPU) / float64(res.ServerCPU)
+			res.IOCallsPerTok = float64(kEnd.IOCalls-kStart.IOCalls) / float64(lr.OK)
+			res.CtxSwitchPerTk = float64(kEnd.CtxSwitches-kStart.CtxSwitches) / float64(lr.OK)
 		}
 		for _, pid := range pids {
 			if rss, err := PeakRSS(pid); err == nil {
