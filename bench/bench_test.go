@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -293,6 +294,43 @@ func TestProcessKernel(t *testing.T) {
 	c, err := MeasureKernelCost(100)
 	if err != nil || c.Syscall <= 0 || c.WakeupTrip <= 0 {
 		t.Fatalf("MeasureKernelCost = %+v, %v", c, err)
+	}
+}
+
+func TestMedianRun(t *testing.T) {
+	runs := func(rates ...float64) []Result {
+		out := make([]Result, len(rates))
+		for i, r := range rates {
+			out[i] = Result{Rate: r, Tokens: int(r) * 10}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name               string
+		in                 []Result
+		want, wantMin, max float64
+	}{
+		{"one", runs(3000), 3000, 3000, 3000},
+		{"odd", runs(3100, 2700, 3500), 3100, 2700, 3500},
+		{"even_takes_lower_middle", runs(4000, 3000, 3200, 2000), 3000, 2000, 4000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rates := func(rs []Result) []float64 {
+				var out []float64
+				for _, r := range rs {
+					out = append(out, r.Rate)
+				}
+				return out
+			}
+			before := rates(tc.in)
+			got := medianRun(tc.in)
+			if got.Rate != tc.want || got.Tokens != int(tc.want)*10 || got.RateMin != tc.wantMin || got.RateMax != tc.max || got.Runs != len(tc.in) {
+				t.Fatalf("medianRun = %+v", got)
+			}
+			if !slices.Equal(before, rates(tc.in)) {
+				t.Fatal("medianRun reordered its argument")
+			}
+		})
 	}
 }
 

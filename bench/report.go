@@ -47,6 +47,9 @@ func (rep *Report) Print(w io.Writer) {
 			rss = fmt.Sprintf("%d MiB", r.PeakRSS>>20)
 		}
 		rate := fmt.Sprintf("%.0f", r.Rate)
+		if r.Runs > 1 {
+			rate = fmt.Sprintf("%.0f (%.0f–%.0f)", r.Rate, r.RateMin, r.RateMax)
+		}
 		if r.Exhausted {
 			rate += "*"
 		}
@@ -69,6 +72,9 @@ func (rep *Report) Print(w io.Writer) {
 	fmt.Fprintln(w, "CPU s/1000 tokens and peak RSS come from the authz process(es) (/proc/PID/stat, VmHWM); DB CPU is the PostgreSQL backends")
 	fmt.Fprintln(w, "serving the run's database (SQLite runs in-process and is in the CPU column); WAL/token is the PostgreSQL cluster's WAL")
 	fmt.Fprintln(w, "written during the window (other databases included); efficiency = crypto/req ÷ server CPU per token.")
+	if len(rep.Results) > 0 && rep.Results[0].Runs > 1 {
+		fmt.Fprintf(w, "Each row is the run with the median tokens/s of %d (range in parentheses); the runs alternated.\n", rep.Results[0].Runs)
+	}
 	if t, ok := rep.find(BackendSQLite, 1, ScenarioAttest); ok {
 		fmt.Fprintf(w, "issue 8 targets (attest_jwt_client_auth, SQLite, concurrency %d): tokens/s %.0f (target ≥ %.0f: %s), efficiency %.2f (≥ %.1f: %s), p99 %s (≤ %s: %s)\n",
 			rep.Concurrency, t.Rate, TargetRate, met(t.Rate >= TargetRate), t.Efficiency, TargetEfficiency, met(t.Efficiency >= TargetEfficiency),

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -39,9 +41,12 @@ type Options struct {
 	Replicas         int      // replicas sharing one PostgreSQL database for the replica runs (< 2: none)
 	ReplicaScenarios []string // scenarios run against the replicas
 	CryptoIterations int
-	WorkDir          string // configurations, databases, logs
-	ProfileDir       string // when set, each server writes a CPU profile there
-	Log              io.Writer
+	// Repeat runs every (backend, scenario) this many times, in rounds so that the repetitions of
+	// one alternate with the others, and reports the run with the median tokens/s (and the range).
+	Repeat     int
+	WorkDir    string // configurations, databases, logs
+	ProfileDir string // when set, each server writes a CPU profile there
+	Log        io.Writer
 }
 
 // Result is one (backend, replicas, scenario) run.
@@ -72,6 +77,11 @@ type Result struct {
 	Exhausted      bool          `json:"pool_exhausted,omitempty"` // window shortened
 	FirstError     string        `json:"first_error,omitempty"`
 	Profiles       []string      `json:"profiles,omitempty"`
+	// Runs is how many runs of this (backend, scenario) were made (Options.Repeat); the figures
+	// are those of the run with the median tokens/s, RateMin and RateMax the range.
+	Runs    int     `json:"runs"`
+	RateMin float64 `json:"tokens_per_second_min"`
+	RateMax float64 `json:"tokens_per_second_max"`
 }
 
 // Label names the backend with its replica count.
@@ -124,37 +134,68 @@ func Execute(ctx context.Context, o Options) (*Report, error) {
 	}
 	fmt.Fprintf(o.Log, "  machine: %s\n", rep.Kernel.Summary())
 
+	type run struct {
+		backend  string
+		replicas int
+		scenario string
+	}
+	var plan []run
 	for _, backend := range o.Backends {
 		if backend == BackendPostgres && o.PostgresDSN == "" {
 			rep.Notes = append(rep.Notes, "PostgreSQL skipped: no server reachable")
 			continue
 		}
 		for _, sc := range o.Scenarios {
-			rep.add(ctx, o, backend, 1, sc)
+			plan = append(plan, run{backend, 1, sc})
+		}
+	}
+	if o.Replicas > 1 && o.PostgresDSN != "" {
+		for _, sc := range o.ReplicaScenarios {
+			plan = append(plan, run{BackendPostgres, o.Replicas, sc})
+		}
+	}
+	rounds := max(o.Repeat, 1)
+	runs := make([][]Result, len(plan))
+	for round := range rounds {
+		if rounds > 1 {
+			fmt.Fprintf(o.Log, "round %d of %d\n", round+1, rounds)
+		}
+		for i, p := range plan {
+			if r, ok := rep.runLogged(ctx, o, p.backend, p.replicas, p.scenario); ok {
+				runs[i] = append(runs[i], r)
+			}
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
 		}
 	}
-	if o.Replicas > 1 && o.PostgresDSN != "" {
-		for _, sc := range o.ReplicaScenarios {
-			rep.add(ctx, o, BackendPostgres, o.Replicas, sc)
-			if ctx.Err() != nil {
-				return rep, ctx.Err()
-			}
+	for _, rs := range runs {
+		if len(rs) > 0 {
+			rep.Results = append(rep.Results, medianRun(rs))
 		}
 	}
 	return rep, nil
 }
 
-func (rep *Report) add(ctx context.Context, o Options, backend string, replicas int, scenario string) {
+// medianRun is the run with the median tokens/s (the lower middle one of an even count), with
+// the number of runs and their range.
+func medianRun(rs []Result) Result {
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b Result) int { return cmp.Compare(a.Rate, b.Rate) })
+	m := sorted[(len(sorted)-1)/2]
+	m.Runs, m.RateMin, m.RateMax = len(sorted), sorted[0].Rate, sorted[len(sorted)-1].Rate
+	return m
+}
+
+// runLogged makes one run and logs its headline figures; a failure becomes a note.
+func (rep *Report) runLogged(ctx context.Context, o Options, backend string, replicas int, scenario string) (Result, bool) {
 	label := Result{Backend: backend, Replicas: replicas}.Label()
 	fmt.Fprintf(o.Log, "%-12s %-28s ", label, scenario)
 	r, err := runOne(ctx, o, backend, replicas, scenario)
 	if err != nil {
 		fmt.Fprintf(o.Log, "FAILED: %v\n", err)
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%s %s: %v", label, scenario, err))
-		return
+		return Result{}, false
 	}
 	r.CryptoReq = rep.Crypto.PerRequest(scenario)
 	if r.CPUPerTok > 0 {
@@ -164,7 +205,7 @@ func (rep *Report) add(ctx context.Context, o Options, backend string, replicas 
 	if r.FirstError != "" {
 		fmt.Fprintf(o.Log, "             first error: %s\n", r.FirstError)
 	}
-	rep.Results = append(rep.Results, *r)
+	return *r, true
 }
 
 // runOne starts the servers of one run on a fresh database, drives the load, and stops them.

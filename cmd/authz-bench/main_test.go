@@ -20,6 +20,7 @@ func TestRun_BadCommandLine(t *testing.T) {
 		{"unknown_backend", []string{"--backends", "mysql"}, errUsage},
 		{"zero_concurrency", []string{"--concurrency", "0"}, errUsage},
 		{"negative_duration", []string{"--duration", "-1s"}, errUsage},
+		{"zero_repeat", []string{"--repeat", "0"}, errUsage},
 		{"extra_argument", []string{"now"}, errUsage},
 		{"help", []string{"--help"}, flag.ErrHelp},
 	} {
