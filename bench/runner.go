@@ -156,6 +156,14 @@ func Execute(ctx context.Context, o Options) (*Report, error) {
 	}
 	rounds := max(o.Repeat, 1)
 	runs := make([][]Result, len(plan))
+	// An interrupted bench still reports the runs it completed.
+	defer func() {
+		for _, rs := range runs {
+			if len(rs) > 0 {
+				rep.Results = append(rep.Results, medianRun(rs))
+			}
+		}
+	}()
 	for round := range rounds {
 		if rounds > 1 {
 			fmt.Fprintf(o.Log, "round %d of %d\n", round+1, rounds)
@@ -167,11 +175,6 @@ func Execute(ctx context.Context, o Options) (*Report, error) {
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
-		}
-	}
-	for _, rs := range runs {
-		if len(rs) > 0 {
-			rep.Results = append(rep.Results, medianRun(rs))
 		}
 	}
 	return rep, nil
