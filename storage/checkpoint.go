@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -28,7 +30,7 @@ var registerSQLiteDriver sync.Once
 func sqliteDriver() string {
 	registerSQLiteDriver.Do(func() {
 		sql.Register(sqliteDriverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			if _, err := c.Exec("PRAGMA wal_autocheckpoint=0; PRAGMA mmap_size=268435456", nil); err != nil {
+			if _, err := c.Exec("PRAGMA wal_autocheckpoint=0; PRAGMA mmap_size=268435456; PRAGMA journal_size_limit="+strconv.Itoa(walSizeLimit), nil); err != nil {
 				return fmt.Errorf("storage: sqlite: connection settings: %w", err)
 			}
 			return nil
@@ -45,6 +47,22 @@ const (
 	checkpointInterval    = time.Second
 )
 
+// walRestartFrames bounds the WAL. A PASSIVE checkpoint copies the frames present when it
+// starts while the writer appends new ones, so under sustained load it never catches up, SQLite
+// never starts the WAL over from its beginning, and the file grows without limit (make bench:
+// 850 MiB in 10 s) — and with it the WAL index that every page read searches, one hash table
+// per 4,096 frames. Once a checkpoint reports this many frames, the group writer checkpoints on
+// its own connection between two batches (catchUp): no frame is appended meanwhile, so that
+// checkpoint copies everything and the next transaction writes from the start of the file. If
+// that has not happened within walCatchUpWait (a long reader, say), the checkpointer runs a
+// RESTART checkpoint, which makes the writer wait. walSizeLimit (journal_size_limit)
+// truncates the file back after a restart, so a burst does not keep its disk space.
+const (
+	walRestartFrames = 16384 // 64 MiB of 4 KiB pages
+	walCatchUpWait   = 2 * time.Second
+	walSizeLimit     = 128 << 20
+)
+
 // checkpointer copies the WAL back into the database file with PASSIVE checkpoints (they never
 // wait for and never block the writer or readers) on its own connection.
 type checkpointer struct {
@@ -55,6 +73,11 @@ type checkpointer struct {
 	done chan struct{}
 	once sync.Once
 	err  error
+
+	restartFrames int          // walRestartFrames (tests lower it)
+	dueSince      atomic.Int64 // UnixNano since the WAL reached walRestartFrames (0: not): the writer should catch up
+	catchUps      atomic.Int64 // complete checkpoints by the writer (tests)
+	restarts      atomic.Int64 // RESTART checkpoints run (tests)
 }
 
 func startCheckpointer(dsn string, log *slog.Logger) (*checkpointer, error) {
@@ -63,7 +86,7 @@ func startCheckpointer(dsn string, log *slog.Logger) (*checkpointer, error) {
 		return nil, fmt.Errorf("storage: sqlite checkpointer: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	c := &checkpointer{db: db, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &checkpointer{db: db, log: log, restartFrames: walRestartFrames, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c, nil
 }
@@ -97,15 +120,57 @@ func (c *checkpointer) run() {
 }
 
 // checkpoint runs one PASSIVE checkpoint and returns the frames in the WAL and how many of
-// them are now in the database file.
+// them are now in the database file; it keeps the backlog the writer's catch-up has to copy
+// small. If the writer has not caught up within walCatchUpWait of being asked (a long reader,
+// say), it runs a RESTART checkpoint, which makes the writer wait.
 func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed int, err error) {
 	// ctx is not cancellable in practice (see writeBatch: mattn/go-sqlite3 would run the
 	// statement on a watcher goroutine); a PASSIVE checkpoint never waits for locks.
-	var busy int
-	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &walFrames, &checkpointed); err != nil {
-		return 0, 0, fmt.Errorf("storage: sqlite checkpoint: %w", err)
+	mode := "PASSIVE"
+	if since := c.dueSince.Load(); since != 0 && time.Since(time.Unix(0, since)) >= walCatchUpWait {
+		// busy_timeout (5 s) bounds the wait for the writer and for readers of old snapshots.
+		mode = "RESTART"
+	}
+	busy, walFrames, checkpointed, err := walCheckpoint(ctx, c.db, mode)
+	if err != nil {
+		return 0, 0, err
+	}
+	switch {
+	case mode == "RESTART" && busy == 0:
+		c.restarts.Add(1)
+		c.dueSince.Store(0)
+	case mode == "PASSIVE" && walFrames >= c.restartFrames:
+		c.dueSince.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	return walFrames, checkpointed, nil
+}
+
+// catchUp is run by the group writer between two batches once the checkpointer found the WAL
+// at walRestartFrames: a PASSIVE checkpoint on the writer's connection that, with nothing
+// written meanwhile, copies every frame, so the next transaction starts the WAL over (when the
+// checkpointer's own checkpoint is running, this one gives up at once and the next batch tries).
+func (c *checkpointer) catchUp(ctx context.Context, db *sql.DB) {
+	if c == nil || c.dueSince.Load() == 0 {
+		return
+	}
+	busy, frames, done, err := walCheckpoint(ctx, db, "PASSIVE")
+	if err != nil {
+		c.log.Warn("sqlite checkpoint by the writer failed; retrying after the next batch", "error", err)
+		return
+	}
+	if busy == 0 && frames >= 0 && done == frames {
+		c.dueSince.Store(0)
+		c.catchUps.Add(1)
+	}
+}
+
+// walCheckpoint runs PRAGMA wal_checkpoint(mode): busy is 1 when it could not complete (then
+// the counts may be -1).
+func walCheckpoint(ctx context.Context, db *sql.DB, mode string) (busy, walFrames, checkpointed int, err error) {
+	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &walFrames, &checkpointed); err != nil {
+		return 0, 0, 0, fmt.Errorf("storage: sqlite %s checkpoint: %w", mode, err)
+	}
+	return busy, walFrames, checkpointed, nil
 }
 
 // close stops the loop and closes the connection; the last connection to close checkpoints

@@ -252,6 +252,11 @@ func (s *Store) grantLoop() {
 				u.done <- results[i]
 			}
 		}
+		if s.ckpt != nil {
+			if sqlDB, err := s.db.DB(); err == nil {
+				s.ckpt.catchUp(context.Background(), sqlDB)
+			}
+		}
 	}
 }
 

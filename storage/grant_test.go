@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,4 +281,76 @@ func TestSQLiteCheckpointsOffTheWritePath(t *testing.T) {
 	if !granted(t, s, uniq("ckpt", 49)) {
 		t.Fatal("grant lost")
 	}
+}
+
+// TestSQLiteWALStaysBounded: with grants committed back to back by many callers, PASSIVE
+// checkpoints alone never copy the whole WAL, so SQLite would never start it over and the file
+// would grow for as long as the load lasts. Once the WAL reaches the restart threshold the
+// writer catches up between two batches and the next transaction writes from the start of
+// the file again.
+func TestSQLiteWALStaysBounded(t *testing.T) {
+	s, clock := newStore(t, sqliteBackend())
+	s.ckpt.restartFrames = 200
+	c := mustUpsertClient(t, s, "agent")
+	var seq int
+	var name, file string
+	if err := s.db.Raw("PRAGMA database_list").Row().Scan(&seq, &name, &file); err != nil || file == "" {
+		t.Fatalf("database file: %q %v", file, err)
+	}
+
+	const callers, each = 16, 100
+	grants := make([][]*Grant, callers)
+	for w := range grants {
+		for i := range each {
+			sig := uniq(fmt.Sprintf("wal%02d", w), i)
+			grants[w] = append(grants[w], grantOf(t, s, c, sig, clock.Now(), "k|"+sig))
+		}
+	}
+	var maxWAL atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if fi, err := os.Stat(file + "-wal"); err == nil && fi.Size() > maxWAL.Load() {
+				maxWAL.Store(fi.Size())
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, callers*each)
+	for w := range grants {
+		wg.Go(func() {
+			for _, g := range grants[w] {
+				if err := s.CommitGrant(bg(), g); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := s.db.Model(&decisionModel{}).Count(&n).Error; err != nil || n != callers*each {
+		t.Fatalf("%d decisions stored (%v), want %d", n, err, callers*each)
+	}
+	// Without restarts the WAL ends near callers×each×(pages per grant) frames (> 30 MiB here).
+	const bound = 8 << 20
+	if got := maxWAL.Load(); got == 0 || got > bound {
+		t.Fatalf("WAL reached %d bytes, want at most %d", got, bound)
+	}
+	if s.ckpt.catchUps.Load() == 0 {
+		t.Fatal("the writer never caught up with the checkpoint")
+	}
+	t.Logf("max WAL %d KiB, %d catch-ups by the writer, %d forced restarts", maxWAL.Load()>>10, s.ckpt.catchUps.Load(), s.ckpt.restarts.Load())
 }
