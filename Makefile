@@ -73,7 +73,7 @@ bench: build
 	$(GO) run ./cmd/authz-bench --authz $(BIN) $(BENCH_FLAGS)
 
 # soak: mixed good and hostile traffic against bin/authz for SOAK_DURATION (not part of make test);
-# fails on any 5xx, RSS growth, a token without exactly one accepted audit record, or an accepted replay.
+# fails on any 5xx, heap (anonymous RSS) growth, a token without exactly one accepted audit record, or an accepted replay.
 soak: build
 	$(GO) run ./cmd/authz-soak --bin $(BIN) --duration $(SOAK_DURATION)
 

@@ -231,14 +231,26 @@ func (p *Process) RSS() (int64, error) {
 	return ProcessRSS(p.PID())
 }
 
+// AnonRSS is the server's anonymous resident memory (heap, stacks) in bytes: RSS without the
+// file-backed pages, which for authz on SQLite are mostly the database's memory map (decision
+// S14) and grow with the database, not with a leak.
+func (p *Process) AnonRSS() (int64, error) {
+	return statusBytes(p.PID(), "RssAnon:")
+}
+
 // ProcessRSS reads VmRSS of pid from /proc (Linux).
 func ProcessRSS(pid int) (int64, error) {
+	return statusBytes(pid, "VmRSS:")
+}
+
+// statusBytes reads one "Key: N kB" line of /proc/PID/status.
+func statusBytes(pid int, key string) (int64, error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0, fmt.Errorf("reliability: read /proc status: %w", err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		rest, ok := strings.CutPrefix(line, key)
 		if !ok {
 			continue
 		}
@@ -248,9 +260,9 @@ func ProcessRSS(pid int) (int64, error) {
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("reliability: VmRSS %q: %w", rest, err)
+			return 0, fmt.Errorf("reliability: %s %q: %w", key, rest, err)
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("reliability: no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("reliability: no %s in /proc/%d/status", key, pid)
 }

@@ -138,21 +138,21 @@ func drive(ctx context.Context, e *env, proc *reliability.Process, o *options) (
 		}()
 	}
 	wg.Wait()
-	if rss, err := proc.RSS(); err == nil {
+	if rss, err := proc.AnonRSS(); err == nil {
 		st.sample(rss)
 	}
 	return st, nil
 }
 
-// sampleRSS records the server's RSS once a second.
+// sampleRSS records the server's anonymous RSS (heap, stacks; not the SQLite memory map) once a second.
 func sampleRSS(ctx context.Context, proc *reliability.Process, st *stats) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		if rss, err := proc.RSS(); err == nil {
+		if rss, err := proc.AnonRSS(); err == nil {
 			st.sample(rss)
 		} else {
-			st.violate("reading the server's RSS: %v", err)
+			st.violate("reading the server's anonymous RSS: %v", err)
 			return
 		}
 		select {

@@ -49,7 +49,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 60*time.Second, "how long to drive traffic")
 	fs.StringVar(&o.bin, "bin", "", "authz binary (default: build cmd/authz into a temporary directory)")
 	fs.IntVar(&o.workers, "workers", 8, "concurrent client goroutines")
-	growth := fs.Int64("max-rss-growth-mib", 64, "allowed growth of the server's RSS between the second and last quarter of the run, MiB")
+	growth := fs.Int64("max-rss-growth-mib", 64, "allowed growth of the server's anonymous RSS (heap, stacks) between the second and last quarter of the run, MiB")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, config) for inspection")
 	fs.BoolVar(&o.race, "race", false, "build authz with the race detector (a race is a violation; RSS figures then mean little)")
 	if err := fs.Parse(args); err != nil {

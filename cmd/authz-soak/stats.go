@@ -135,8 +135,8 @@ func checkDatabase(ctx context.Context, e *env, st *stats) error {
 	return nil
 }
 
-// checkMemory compares the median RSS of the run's second quarter (after warm-up) with that of
-// its last quarter.
+// checkMemory compares the median anonymous RSS of the run's second quarter (after warm-up)
+// with that of its last quarter.
 func checkMemory(st *stats, maxGrowth int64) {
 	st.mu.Lock()
 	samples := slices.Clone(st.rss)
@@ -149,7 +149,7 @@ func checkMemory(st *stats, maxGrowth int64) {
 	st.rssBaseline = median(samples[q : 2*q])
 	st.rssFinal = median(samples[3*q:])
 	if growth := st.rssFinal - st.rssBaseline; growth > maxGrowth {
-		st.violate("memory: RSS grew %s (from %s to %s), more than %s", mib(growth), mib(st.rssBaseline), mib(st.rssFinal), mib(maxGrowth))
+		st.violate("memory: anonymous RSS grew %s (from %s to %s), more than %s", mib(growth), mib(st.rssBaseline), mib(st.rssFinal), mib(maxGrowth))
 	}
 }
 
@@ -196,7 +196,7 @@ func (s *stats) print(w io.Writer) {
 	fmt.Fprintf(w, "attested requests answered: %d; decisions at /oauth2/token: %d\n", s.attestedAnswered, s.decisions)
 	fmt.Fprintf(w, "replays tried: %d; accepted: %d\n", s.replays, s.replaysAccepted)
 	if len(s.rss) > 0 {
-		fmt.Fprintf(w, "server RSS: first %s, max %s, last %s; baseline (2nd quarter median) %s, final (last quarter median) %s; %d samples\n",
+		fmt.Fprintf(w, "server anonymous RSS (heap and stacks; the SQLite memory map is file-backed): first %s, max %s, last %s; baseline (2nd quarter median) %s, final (last quarter median) %s; %d samples\n",
 			mib(s.rss[0]), mib(slices.Max(s.rss)), mib(s.rss[len(s.rss)-1]), mib(s.rssBaseline), mib(s.rssFinal), len(s.rss))
 	}
 	fmt.Fprintf(w, "violations: %d\n", len(s.violations))
