@@ -53,13 +53,13 @@ const (
 // 850 MiB in 10 s) — and with it the WAL index that every page read searches, one hash table
 // per 4,096 frames. Once a checkpoint reports this many frames, the group writer checkpoints on
 // its own connection between two batches (catchUp): no frame is appended meanwhile, so that
-// checkpoint copies everything and the next transaction writes from the start of the file. If
-// that has not happened within walCatchUpWait (a long reader, say), the checkpointer runs a
-// RESTART checkpoint, which makes the writer wait. walSizeLimit (journal_size_limit)
-// truncates the file back after a restart, so a burst does not keep its disk space.
+// checkpoint copies everything and the next transaction writes from the start of the file.
+// A reader of an older snapshot (a long export by the CLI, say) holds the WAL until it ends;
+// no RESTART checkpoint is forced, because one waiting for that reader would stop every writer
+// for as long as it waits. walSizeLimit (journal_size_limit) truncates the file back after a
+// restart, so a burst does not keep its disk space.
 const (
 	walRestartFrames = 16384 // 64 MiB of 4 KiB pages
-	walCatchUpWait   = 2 * time.Second
 	walSizeLimit     = 128 << 20
 )
 
@@ -75,9 +75,8 @@ type checkpointer struct {
 	err  error
 
 	restartFrames int          // walRestartFrames (tests lower it)
-	dueSince      atomic.Int64 // UnixNano since the WAL reached walRestartFrames (0: not): the writer should catch up
+	catchUpDue    atomic.Bool  // the WAL reached restartFrames: the writer should catch up
 	catchUps      atomic.Int64 // complete checkpoints by the writer (tests)
-	restarts      atomic.Int64 // RESTART checkpoints run (tests)
 }
 
 func startCheckpointer(dsn string, log *slog.Logger) (*checkpointer, error) {
@@ -120,27 +119,18 @@ func (c *checkpointer) run() {
 }
 
 // checkpoint runs one PASSIVE checkpoint and returns the frames in the WAL and how many of
-// them are now in the database file; it keeps the backlog the writer's catch-up has to copy
-// small. If the writer has not caught up within walCatchUpWait of being asked (a long reader,
-// say), it runs a RESTART checkpoint, which makes the writer wait.
+// them are now in the database file; at walRestartFrames it asks the writer to catch up.
 func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed int, err error) {
 	// ctx is not cancellable in practice (see writeBatch: mattn/go-sqlite3 would run the
 	// statement on a watcher goroutine); a PASSIVE checkpoint never waits for locks.
-	mode := "PASSIVE"
-	if since := c.dueSince.Load(); since != 0 && time.Since(time.Unix(0, since)) >= walCatchUpWait {
-		// busy_timeout (5 s) bounds the wait for the writer and for readers of old snapshots.
-		mode = "RESTART"
-	}
-	busy, walFrames, checkpointed, err := walCheckpoint(ctx, c.db, mode)
+	_, walFrames, checkpointed, err = walCheckpoint(ctx, c.db, "PASSIVE")
 	if err != nil {
 		return 0, 0, err
 	}
-	switch {
-	case mode == "RESTART" && busy == 0:
-		c.restarts.Add(1)
-		c.dueSince.Store(0)
-	case mode == "PASSIVE" && walFrames >= c.restartFrames:
-		c.dueSince.CompareAndSwap(0, time.Now().UnixNano())
+	// A complete PASSIVE checkpoint is not enough: SQLite starts the WAL over only when a write
+	// transaction begins with every frame copied, which a writer that never pauses never does.
+	if walFrames >= c.restartFrames {
+		c.catchUpDue.Store(true)
 	}
 	return walFrames, checkpointed, nil
 }
@@ -150,7 +140,7 @@ func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed 
 // written meanwhile, copies every frame, so the next transaction starts the WAL over (when the
 // checkpointer's own checkpoint is running, this one gives up at once and the next batch tries).
 func (c *checkpointer) catchUp(ctx context.Context, db *sql.DB) {
-	if c == nil || c.dueSince.Load() == 0 {
+	if c == nil || !c.catchUpDue.Load() {
 		return
 	}
 	busy, frames, done, err := walCheckpoint(ctx, db, "PASSIVE")
@@ -159,7 +149,7 @@ func (c *checkpointer) catchUp(ctx context.Context, db *sql.DB) {
 		return
 	}
 	if busy == 0 && frames >= 0 && done == frames {
-		c.dueSince.Store(0)
+		c.catchUpDue.Store(false)
 		c.catchUps.Add(1)
 	}
 }
