@@ -47,11 +47,12 @@ const (
 	checkpointInterval    = time.Second
 )
 
-// walRestartFrames bounds the WAL. A PASSIVE checkpoint copies the frames present when it
-// starts while the writer appends new ones, so under sustained load it never catches up, SQLite
-// never starts the WAL over from its beginning, and the file grows without limit (make bench:
-// 850 MiB in 10 s) — and with it the WAL index that every page read searches, one hash table
-// per 4,096 frames. Once a checkpoint reports this many frames, the group writer checkpoints on
+// walRestartFrames bounds the WAL. SQLite starts the WAL over from its beginning only when a
+// write transaction begins with every frame already copied into the database file; under
+// sustained load the group writer always begins its next transaction before the checkpointer
+// is done, so that never happens and the file grows without limit (make bench: 850 MiB in 10 s)
+// — and with it the WAL index that every page read searches, one hash table per 4,096 frames.
+// Once a checkpoint reports this many frames, the group writer checkpoints on
 // its own connection between two batches (catchUp): no frame is appended meanwhile, so that
 // checkpoint copies everything and the next transaction writes from the start of the file.
 // A reader of an older snapshot (a long export by the CLI, say) holds the WAL until it ends;
@@ -62,6 +63,25 @@ const (
 	walRestartFrames = 16384 // 64 MiB of 4 KiB pages
 	walSizeLimit     = 128 << 20
 )
+
+// minSQLiteVersion is the oldest SQLite authz runs on: 3.51.3 fixed the WAL-reset bug, a race
+// in which a checkpoint running while another connection's commit starts the WAL over records
+// frames as copied that were not, and the database is corrupted. The checkpointer below and the
+// writer's catch-up are exactly that pattern; TestSQLiteWALStaysBounded met "database disk image
+// is malformed" about once in 40 runs on 3.45.1.
+const (
+	minSQLiteVersionNumber = 3051003
+	minSQLiteVersion       = "3.51.3"
+)
+
+// checkSQLiteVersion refuses a SQLite library older than minSQLiteVersion (a build with the
+// libsqlite3 tag links the system's, which may be older than the one go-sqlite3 bundles).
+func checkSQLiteVersion(number int, version string) error {
+	if number < minSQLiteVersionNumber {
+		return fmt.Errorf("%w: sqlite %s is linked; authz needs %s or newer (older releases can corrupt a WAL database under concurrent checkpoints)", ErrInvalid, version, minSQLiteVersion)
+	}
+	return nil
+}
 
 // checkpointer copies the WAL back into the database file with PASSIVE checkpoints (they never
 // wait for and never block the writer or readers) on its own connection.
@@ -76,7 +96,10 @@ type checkpointer struct {
 
 	restartFrames int          // walRestartFrames (tests lower it)
 	catchUpDue    atomic.Bool  // the WAL reached restartFrames: the writer should catch up
-	catchUps      atomic.Int64 // complete checkpoints by the writer (tests)
+	catchUps      atomic.Int64 // catch-ups that found the WAL started over (tests)
+
+	mu                 sync.Mutex   // one checkpoint at a time from this process: the checkpointer's or the writer's
+	grantsSinceRestart atomic.Int64 // written by the writer since a catch-up found the WAL started over
 }
 
 func startCheckpointer(dsn string, log *slog.Logger) (*checkpointer, error) {
@@ -119,11 +142,15 @@ func (c *checkpointer) run() {
 }
 
 // checkpoint runs one PASSIVE checkpoint and returns the frames in the WAL and how many of
-// them are now in the database file; at walRestartFrames it asks the writer to catch up.
+// them are now in the database file; at walRestartFrames it asks the writer to catch up. It
+// keeps running meanwhile (tokens written outside the group writer, codes and refresh tokens,
+// need it); the writer's catch-up waits for a checkpoint in progress instead of meeting busy.
 func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed int, err error) {
 	// ctx is not cancellable in practice (see writeBatch: mattn/go-sqlite3 would run the
 	// statement on a watcher goroutine); a PASSIVE checkpoint never waits for locks.
+	c.mu.Lock()
 	_, walFrames, checkpointed, err = walCheckpoint(ctx, c.db, "PASSIVE")
+	c.mu.Unlock()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -135,21 +162,40 @@ func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed 
 	return walFrames, checkpointed, nil
 }
 
-// catchUp is run by the group writer between two batches once the checkpointer found the WAL
-// at walRestartFrames: a PASSIVE checkpoint on the writer's connection that, with nothing
-// written meanwhile, copies every frame, so the next transaction starts the WAL over (when the
-// checkpointer's own checkpoint is running, this one gives up at once and the next batch tries).
+// due reports whether the writer should catch up (nil-safe: PostgreSQL and in-memory stores
+// have no checkpointer): a checkpoint found the WAL at restartFrames, or the writer has written
+// restartFrames/4 grants since the WAL was last found started over (a grant writes 4-8 frames),
+// so a checkpointer starved of CPU does not decide how far the WAL grows.
+func (c *checkpointer) due() bool {
+	return c != nil && (c.catchUpDue.Load() || c.grantsSinceRestart.Load() >= int64(c.restartFrames/4))
+}
+
+// wrote counts grants the writer committed (see due).
+func (c *checkpointer) wrote(grants int) {
+	if c != nil {
+		c.grantsSinceRestart.Add(int64(grants))
+	}
+}
+
+// catchUp is run by the group writer between two batches while a catch-up is due: a PASSIVE
+// checkpoint on the writer's connection that, with nothing written meanwhile, copies every
+// frame, so the next transaction starts the WAL over.
+// That restart can still be skipped (SQLite gives up when a checkpoint holds a reader lock at
+// that moment), so the catch-up stays due until one finds the WAL started over.
 func (c *checkpointer) catchUp(ctx context.Context, db *sql.DB) {
-	if c == nil || !c.catchUpDue.Load() {
+	if !c.due() {
 		return
 	}
-	busy, frames, done, err := walCheckpoint(ctx, db, "PASSIVE")
+	c.mu.Lock() // SQLite answers busy, without waiting, while another checkpoint runs
+	busy, frames, _, err := walCheckpoint(ctx, db, "PASSIVE")
+	c.mu.Unlock()
 	if err != nil {
 		c.log.Warn("sqlite checkpoint by the writer failed; retrying after the next batch", "error", err)
 		return
 	}
-	if busy == 0 && frames >= 0 && done == frames {
+	if busy == 0 && frames >= 0 && frames < c.restartFrames {
 		c.catchUpDue.Store(false)
+		c.grantsSinceRestart.Store(0)
 		c.catchUps.Add(1)
 	}
 }

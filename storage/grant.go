@@ -252,7 +252,8 @@ func (s *Store) grantLoop() {
 				u.done <- results[i]
 			}
 		}
-		if s.ckpt != nil {
+		s.ckpt.wrote(len(batch))
+		if s.ckpt.due() {
 			if sqlDB, err := s.db.DB(); err == nil {
 				s.ckpt.catchUp(context.Background(), sqlDB)
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/pkce"
@@ -103,6 +104,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	)
 	switch driver {
 	case DriverSQLite:
+		version, number, _ := sqlite3.Version()
+		if err := checkSQLiteVersion(number, version); err != nil {
+			return nil, fmt.Errorf("storage: open sqlite: %w", err)
+		}
 		dsn, err := sqliteDSN(opts.DSN)
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/ory/fosite"
 	"gorm.io/gorm"
 )
@@ -31,6 +32,37 @@ func TestSQLiteDSN(t *testing.T) {
 				t.Fatalf("sqliteDSN(%q) = %q, %v; want %q", tt.path, got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCheckSQLiteVersion(t *testing.T) {
+	tests := []struct {
+		name    string
+		number  int
+		version string
+		ok      bool
+	}{
+		{"wal_reset_bug", 3045001, "3.45.1", false},
+		{"last_affected", 3051002, "3.51.2", false},
+		{"first_fixed", 3051003, "3.51.3", true},
+		{"newer", 3054001, "3.54.1", true},
+		{"next_major", 4000000, "4.0.0", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkSQLiteVersion(tt.number, tt.version)
+			if (err == nil) != tt.ok {
+				t.Fatalf("checkSQLiteVersion(%d) = %v, want ok=%v", tt.number, err, tt.ok)
+			}
+			if err != nil && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.version)) {
+				t.Fatalf("error %q does not name %s as invalid", err, tt.version)
+			}
+		})
+	}
+	// The library this binary links passes (Open would refuse it otherwise).
+	version, number, _ := sqlite3.Version()
+	if err := checkSQLiteVersion(number, version); err != nil {
+		t.Fatal(err)
 	}
 }
 
