@@ -40,12 +40,9 @@ func (s *Store) RecordDecision(ctx context.Context, d *Decision) error {
 	if d == nil {
 		return nil
 	}
-	t := d.Time
-	if t.IsZero() {
-		t = s.now()
-	}
+	d.stampTime(s.now())
 	row := &decisionModel{
-		Time: dbTime(t), Endpoint: d.Endpoint, ClientID: d.ClientID, VerifiedClientID: d.VerifiedClientID,
+		Time: d.Time, Endpoint: d.Endpoint, ClientID: d.ClientID, VerifiedClientID: d.VerifiedClientID,
 		Attester: d.Attester, Resolution: d.Resolution, InstanceJKT: d.InstanceJKT, PoPMethod: d.PoPMethod,
 		PoPAud: d.PoPAud, Challenge: d.Challenge, Decision: d.Decision, Reason: d.Reason,
 		TokenRequestID: d.TokenRequestID,

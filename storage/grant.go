@@ -397,10 +397,7 @@ func (w grantTx) write(u *grantUnit) (*ReplayedError, error) {
 		}
 	}
 	if d := u.g.Decision; d != nil {
-		if d.Time.IsZero() {
-			d.Time = u.now
-		}
-		d.Time = dbTime(d.Time)
+		d.stampTime(u.now)
 		if _, err := w.decision.ExecContext(w.ctx, d.Time, d.Endpoint, d.ClientID, d.VerifiedClientID, d.Attester,
 			d.Resolution, d.InstanceJKT, d.PoPMethod, d.PoPAud, d.Challenge, d.Decision, d.Reason,
 			d.TokenRequestID); err != nil {
@@ -427,4 +424,13 @@ func (s *Store) writeGrantInTx(ctx context.Context, u *grantUnit) error {
 		}
 	}
 	return s.RecordDecision(ctx, u.g.Decision)
+}
+
+// stampTime sets the decision's time to now unless the caller chose one, at the database's
+// precision (dbTime).
+func (d *Decision) stampTime(now time.Time) {
+	if d.Time.IsZero() {
+		d.Time = now
+	}
+	d.Time = dbTime(d.Time)
 }

@@ -149,10 +149,7 @@ type decisionColumnsArrays struct {
 }
 
 func (a *decisionColumnsArrays) add(d *Decision, now time.Time) {
-	if d.Time.IsZero() {
-		d.Time = now
-	}
-	d.Time = dbTime(d.Time)
+	d.stampTime(now)
 	a.time = append(a.time, d.Time)
 	a.endpoint, a.clientID = append(a.endpoint, d.Endpoint), append(a.clientID, d.ClientID)
 	a.verifiedClientID, a.attester = append(a.verifiedClientID, d.VerifiedClientID), append(a.attester, d.Attester)

@@ -29,6 +29,18 @@ func grantOf(t *testing.T, s *Store, c *Client, sig string, now time.Time, keys 
 	return g
 }
 
+// nothingStored fails unless a grant left no trace: no token row, no decision, and its replay
+// key still free (recording it now succeeds, which also uses it up).
+func nothingStored(t *testing.T, s *Store, sig, key string, now time.Time) {
+	t.Helper()
+	if granted(t, s, sig) {
+		t.Fatalf("grant %s wrote its token and decision", sig)
+	}
+	if err := s.MarkReplay(bg(), key, now.Add(time.Minute)); err != nil {
+		t.Fatalf("grant %s left its replay key %q recorded: %v", sig, key, err)
+	}
+}
+
 // granted reports whether sig's token row and decision exist, failing when only one does.
 func granted(t *testing.T, s *Store, sig string) bool {
 	t.Helper()
@@ -106,13 +118,8 @@ func testCommitGrant(t *testing.T, b backend) {
 					if !errors.As(err, &re) || re.Index != 1 {
 						t.Fatalf("grant %d: %v, want the second key (index 1) replayed", i, err)
 					}
-					if granted(t, s, uniq("conc", i)) {
-						t.Fatalf("replayed grant %d wrote its token", i)
-					}
 					// Its own fresh key was removed again: nothing of the grant stays.
-					if err := s.MarkReplay(bg(), fmt.Sprintf("k|fresh-%d", i), now.Add(time.Minute)); err != nil {
-						t.Fatalf("the fresh key of replayed grant %d stayed recorded: %v", i, err)
-					}
+					nothingStored(t, s, uniq("conc", i), fmt.Sprintf("k|fresh-%d", i), now)
 				default:
 					t.Fatalf("grant %d: %v", i, err)
 				}
@@ -215,12 +222,7 @@ func testCommitGrant(t *testing.T, b backend) {
 		if err := s.CommitGrant(bg(), g); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("grant with an empty replay key: %v, want ErrInvalid", err)
 		}
-		if granted(t, s, "empty-key") {
-			t.Fatal("a grant with an empty replay key was written")
-		}
-		if err := s.MarkReplay(bg(), "k|before-empty", now.Add(time.Minute)); err != nil {
-			t.Fatalf("its other replay key was recorded: %v", err)
-		}
+		nothingStored(t, s, "empty-key", "k|before-empty", now)
 	})
 
 	t.Run("abandoned_request_writes_nothing", func(t *testing.T) {
@@ -229,12 +231,7 @@ func testCommitGrant(t *testing.T, b backend) {
 		if err := s.CommitGrant(ctx, grantOf(t, s, c, "abandoned", now, "k|abandoned")); !errors.Is(err, context.Canceled) {
 			t.Fatalf("grant of an ended request: %v, want context.Canceled", err)
 		}
-		if granted(t, s, "abandoned") {
-			t.Fatal("the grant of an ended request was written")
-		}
-		if err := s.MarkReplay(bg(), "k|abandoned", now.Add(time.Minute)); err != nil {
-			t.Fatalf("its replay key was recorded: %v", err)
-		}
+		nothingStored(t, s, "abandoned", "k|abandoned", now)
 	})
 
 	t.Run("closed_store_refuses", func(t *testing.T) {

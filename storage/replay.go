@@ -47,7 +47,7 @@ func (s *Store) MarkReplay(ctx context.Context, key string, expiresAt time.Time)
 func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 	var n int64
 	err := s.conn(ctx).Model(&replayModel{}).
-		Where("key_hash = ? AND expires_at > ?", hashSignature(clientAssertionPrefix+jti), dbTime(s.now())).
+		Where("key_hash = ? AND expires_at > ?", hashSignature(ClientAssertionReplayKey(jti)), dbTime(s.now())).
 		Count(&n).Error
 	if err != nil {
 		return mapError("client assertion jti", err)
@@ -61,7 +61,7 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 // SetClientAssertionJWT implements fosite.ClientManager through MarkReplay (key
 // "client_assertion:"+jti); a duplicate is fosite.ErrJTIKnown.
 func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	err := s.MarkReplay(ctx, clientAssertionPrefix+jti, exp)
+	err := s.MarkReplay(ctx, ClientAssertionReplayKey(jti), exp)
 	if errors.Is(err, ErrReplayed) {
 		return fosite.ErrJTIKnown
 	}
