@@ -234,6 +234,15 @@ func (v *Verifier) SetAttesters(attesters []Attester) error {
 	return nil
 }
 
+// ValidateAttesters checks a set of attesters exactly as SetAttesters would, without a
+// verifier: a configuration file can be refused before anything starts.
+func ValidateAttesters(attesters []Attester) error {
+	if _, err := (&Verifier{}).buildTrust(attesters); err != nil {
+		return fmt.Errorf("clientauth: invalid attesters: %w", err)
+	}
+	return nil
+}
+
 // AttestationAlgorithms returns exactly the algorithms the verifier accepts for attestations
 // (ABCA-09 §8 client_attestation_signing_alg_values_supported; profile §8): the configured
 // asymmetric list plus HS256, HS384, HS512 while some enabled attester's secret allows each.

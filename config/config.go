@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -267,6 +268,24 @@ func setScalar(v reflect.Value, s string) error {
 			return fmt.Errorf("not a boolean: %w", err)
 		}
 		v.SetBool(b)
+	case v.CanInt():
+		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("not an integer: %w", err)
+		}
+		v.SetInt(n)
+	case v.CanUint():
+		n, err := strconv.ParseUint(s, 10, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("not a non-negative integer: %w", err)
+		}
+		v.SetUint(n)
+	case v.CanFloat():
+		f, err := strconv.ParseFloat(s, v.Type().Bits())
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("not a finite number: %q", s)
+		}
+		v.SetFloat(f)
 	default:
 		return fmt.Errorf("cannot be set from the environment")
 	}

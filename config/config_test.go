@@ -81,6 +81,20 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if _, err := Parse(nil, []string{"AUTHZ_ATTESTATION_POP_MAX_AGE=soon"}); err == nil || !strings.Contains(err.Error(), "AUTHZ_ATTESTATION_POP_MAX_AGE") {
 		t.Fatalf("bad override: %v", err)
 	}
+	// Numbers: every scalar key, the rate limits included, can come from the environment.
+	cfg, err = Parse([]byte("issuer: http://127.0.0.1:9000\n"), []string{"AUTHZ_RATE_LIMIT_PER_ADDRESS=5.5", "AUTHZ_RATE_LIMIT_PER_CLIENT_BURST=7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RateLimit.PerAddress != 5.5 || cfg.RateLimit.PerClientBurst != 7 {
+		t.Fatalf("numeric overrides not applied: %+v", cfg.RateLimit)
+	}
+	for _, bad := range []string{"AUTHZ_RATE_LIMIT_PER_ADDRESS=NaN", "AUTHZ_RATE_LIMIT_PER_ADDRESS=Inf", "AUTHZ_RATE_LIMIT_PER_ADDRESS=fast", "AUTHZ_RATE_LIMIT_PER_CLIENT_BURST=1.5", "AUTHZ_RATE_LIMIT_PER_CLIENT_BURST=99999999999999999999"} {
+		name := bad[:strings.IndexByte(bad, '=')]
+		if _, err := Parse([]byte("issuer: http://127.0.0.1:9000\n"), []string{bad}); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want an error naming %s", bad, err, name)
+		}
+	}
 }
 
 func TestValidateIssuer(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authz/authz/clientauth"
 	"github.com/authz/authz/config"
 	"github.com/authz/authz/storage"
 )
@@ -18,16 +19,9 @@ import (
 // admin API are left alone. Every record is validated before anything is written, and all writes
 // happen in one transaction: a broken file changes nothing.
 func SyncConfig(ctx context.Context, cfg *config.Config, store *storage.Store) error {
-	attesters := make([]*storage.Attester, 0, len(cfg.Attesters))
-	for _, a := range cfg.Attesters {
-		rec, err := AttesterRecordFromConfig(a)
-		if err != nil {
-			return err
-		}
-		if _, err := AttesterFromRecord(rec); err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		attesters = append(attesters, rec)
+	attesters, err := configAttesters(cfg)
+	if err != nil {
+		return err
 	}
 	clients := make([]*storage.Client, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
@@ -37,7 +31,7 @@ func SyncConfig(ctx context.Context, cfg *config.Config, store *storage.Store) e
 		}
 		clients = append(clients, rec)
 	}
-	err := store.InTx(ctx, func(ctx context.Context) error {
+	err = store.InTx(ctx, func(ctx context.Context) error {
 		for _, a := range attesters {
 			if err := store.UpsertAttester(ctx, a); err != nil {
 				return fmt.Errorf("attester %s: %w", a.ID, err)
@@ -54,6 +48,35 @@ func SyncConfig(ctx context.Context, cfg *config.Config, store *storage.Store) e
 		return fmt.Errorf("server: load config into the database: %w", err)
 	}
 	return nil
+}
+
+// CheckConfigAttesters reads the configured attesters (jwks_file, x5c_roots) and validates them
+// as one trust set — public keys only, kids unique across attesters (profile §4) — so every
+// command refuses a broken file before it touches the database.
+func CheckConfigAttesters(cfg *config.Config) error {
+	_, err := configAttesters(cfg)
+	return err
+}
+
+// configAttesters converts the configured attesters and validates them as a set.
+func configAttesters(cfg *config.Config) ([]*storage.Attester, error) {
+	records := make([]*storage.Attester, 0, len(cfg.Attesters))
+	set := make([]clientauth.Attester, 0, len(cfg.Attesters))
+	for _, a := range cfg.Attesters {
+		rec, err := AttesterRecordFromConfig(a)
+		if err != nil {
+			return nil, err
+		}
+		ca, err := AttesterFromRecord(rec)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		records, set = append(records, rec), append(set, ca)
+	}
+	if err := clientauth.ValidateAttesters(set); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return records, nil
 }
 
 // AttesterRecordFromConfig converts one configured attester, reading jwks_file and x5c_roots.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,8 +30,14 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-func subcommand(args []string, group string, names ...string) (string, []string, error) {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+// subcommand picks the subcommand of a command group (attesters, clients, ...); --help prints
+// the group's synopsis on stderr and is flag.ErrHelp.
+func subcommand(args []string, group string, stderr io.Writer, names ...string) (string, []string, error) {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprintf(stderr, "Usage: authz %s %s [flags]\n\nEvery subcommand answers --help.\n", group, strings.Join(names, "|"))
+		return "", nil, flag.ErrHelp
+	}
+	if len(args) == 0 {
 		return "", nil, usagef("%s: a subcommand is required (%s)", group, strings.Join(names, ", "))
 	}
 	for _, n := range names {
@@ -56,7 +63,7 @@ func withStore(ctx context.Context, cfgPath string, stderr io.Writer, fn func(*c
 }
 
 func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "attesters", "list", "add", "remove", "enable", "disable")
+	sub, rest, err := subcommand(args, "attesters", stderr, "list", "add", "remove", "enable", "disable")
 	if err != nil {
 		return err
 	}
@@ -223,7 +230,7 @@ func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "clients", "list", "add", "remove")
+	sub, rest, err := subcommand(args, "clients", stderr, "list", "add", "remove")
 	if err != nil {
 		return err
 	}
@@ -361,7 +368,7 @@ func nonNil(s []string) []string {
 
 // cmdDecisions prints audit decision records (profile §7).
 func cmdDecisions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "decisions", "list")
+	sub, rest, err := subcommand(args, "decisions", stderr, "list")
 	if err != nil {
 		return err
 	}

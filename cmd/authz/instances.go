@@ -19,7 +19,7 @@ import (
 // /admin/instances): what is known about a Client Instance Key, and its revocation offline
 // against the database. Running servers apply a revocation within seconds (generation poll).
 func cmdInstances(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "instances", "list", "show", "revoke")
+	sub, rest, err := subcommand(args, "instances", stderr, "list", "show", "revoke")
 	if err != nil {
 		return err
 	}

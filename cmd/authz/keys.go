@@ -15,7 +15,7 @@ import (
 // published in /jwks.json at once and used for signing only after the publish delay; the old key
 // stays published until the tokens it signed have expired.
 func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "keys", "list", "rotate")
+	sub, rest, err := subcommand(args, "keys", stderr, "list", "rotate")
 	if err != nil {
 		return err
 	}

@@ -72,8 +72,7 @@ func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), 
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, topUsage)
-		return usagef("a command is required (serve, migrate, attesters, clients, decisions, dev-attester, token, keys, instances, version)")
+		return usagef("a command is required (serve, migrate, attesters, clients, decisions, dev-attester, token, keys, instances, version; see 'authz --help')")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -99,11 +98,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "instances":
 		return cmdInstances(ctx, rest, stdout, stderr)
 	case "version", "--version":
+		if err := parseFlags(newFlagSet("version", "version\n\nPrints the version of this build.", stderr), rest); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "authz", version)
 		return nil
 	default:
-		fmt.Fprint(stderr, topUsage)
-		return usagef("unknown command %q", cmd)
+		return usagef("unknown command %q (see 'authz --help')", cmd)
 	}
 }
 
@@ -132,7 +133,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			break
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	// The flag package prints the usage on a parse error; a bad flag is one line (interface.md).
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	if err != nil {
 		return usagef("%s: %v (see 'authz %s --help')", fs.Name(), err, fs.Name())
 	}
 	if fs.NArg() > 0 {
@@ -149,6 +155,9 @@ func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path, os.Environ())
 	if err != nil {
 		return nil, usagef("%v", err)
+	}
+	if err := server.CheckConfigAttesters(cfg); err != nil {
+		return nil, usagef("%s: %v", path, err)
 	}
 	return cfg, nil
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/authz/authz/storage"
 )
@@ -32,6 +37,8 @@ func TestUsageErrors(t *testing.T) {
 		{"no_command", nil, "a command is required"},
 		{"unknown_command", []string{"frobnicate"}, "unknown command"},
 		{"bad_flag", []string{"serve", "--nope"}, "flag provided but not defined"},
+		{"bad_flag_of_subcommand", []string{"clients", "add", "--nope"}, "flag provided but not defined"},
+		{"version_argument", []string{"version", "extra"}, "unexpected argument"},
 		{"missing_config", []string{"migrate"}, "--config FILE is required"},
 		{"config_not_found", []string{"migrate", "--config", "/nonexistent/authz.yaml"}, "no such file"},
 		{"attesters_without_sub", []string{"attesters"}, "subcommand is required"},
@@ -61,6 +68,10 @@ func checkUsageErrors(t *testing.T, cmd func(ctx context.Context, args []string,
 			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want a usage error containing %q", err, tc.want)
 			}
+			// main prints the error as the one line; nothing else may reach the terminal.
+			if out.Len() != 0 || errb.Len() != 0 {
+				t.Fatalf("a usage error also printed %q / %q", out.String(), errb.String())
+			}
 			if check != nil {
 				check(t, err)
 			}
@@ -74,6 +85,8 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		{"attesters", "remove", "--help"}, {"clients", "add", "--help"}, {"clients", "list", "--help"},
 		{"clients", "remove", "--help"}, {"decisions", "list", "--help"}, {"dev-attester", "--help"},
 		{"instances", "show", "--help"}, {"keys", "rotate", "--help"}, {"token", "--help"},
+		{"attesters", "--help"}, {"clients", "--help"}, {"decisions", "--help"}, {"instances", "--help"},
+		{"keys", "--help"}, {"version", "--help"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), args, &out, &errb)
@@ -210,5 +223,40 @@ func TestDecisionsListJSON(t *testing.T) {
 	}
 	if got := list("--limit", "1"); len(got) != 1 {
 		t.Fatalf("--limit 1: %d", len(got))
+	}
+}
+
+// A configuration whose attesters share a kid is a bad configuration (profile §4: kids are
+// unique across attesters): every command refuses it as a usage error (exit 2) before the
+// database is opened.
+func TestConfigAttesterKidsMustBeUnique(t *testing.T) {
+	dir := t.TempDir()
+	jwks := func() string {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.Public(), KeyID: "shared-kid", Algorithm: "ES256", Use: "sig"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	db := filepath.Join(dir, "authz.db")
+	cfg := "issuer: http://127.0.0.1:18080\nlisten: 127.0.0.1:0\ndatabase:\n  driver: sqlite\n  dsn: " + db + "\n" +
+		"attesters:\n  - id: first\n    jwks: " + jwks() + "\n  - id: second\n    jwks: " + jwks() + "\n"
+	path := filepath.Join(dir, "authz.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"serve", "--config", path}, {"migrate", "--config", path}, {"attesters", "list", "--config", path}} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, &out, &errb)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), `kid "shared-kid" is also used by attester first`) {
+			t.Fatalf("%v: %v, want a usage error naming the shared kid", args, err)
+		}
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Fatalf("the database was created for a refused configuration: %v", err)
 	}
 }
