@@ -454,3 +454,69 @@ func TestAuthorizationCode_ConcurrentRedemption(t *testing.T) {
 		t.Fatalf("%d of 10 concurrent redemptions of one code succeeded, want exactly 1", ok)
 	}
 }
+
+// A client whose policy requires attestation cannot step around it by naming another client
+// in client_id while authenticating with its own credentials, nor by leaving client_id out of
+// a private_key_jwt request (decision S21).
+func TestClientAuth_PolicyFollowsAuthenticatedClient(t *testing.T) {
+	clientKey := newECKey(t)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: clientKey.Public(), KeyID: "c1", Algorithm: "ES256", Use: "sig"}}})
+	env := newTestServer(t, func(c *config.Config) {
+		c.Clients[1].RequireAttestation = true // svc: client_secret_basic + required attestation
+		c.Clients = append(c.Clients, config.Client{ClientID: "pkjwt", TokenEndpointAuthMethod: config.AuthMethodPrivateKeyJWT,
+			TokenEndpointAuthSigningAlg: "ES256", GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}, JWKS: string(jwks),
+			RequireAttestation: true},
+			config.Client{ClientID: "plain-secret", TokenEndpointAuthMethod: "client_secret_basic", ClientSecret: "plain-secret-value-0123456789",
+				GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}})
+	})
+	basic := func(clientID string) tokenResponse {
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}
+		if clientID != "" {
+			form.Set("client_id", clientID)
+		}
+		req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(secretClientID, secretValue)
+		return env.do(req)
+	}
+	for _, named := range []string{"plain-secret", "no-such-client"} {
+		if r := basic(named); r.Status != 400 || r.Error != "invalid_request" || r.AccessToken != "" {
+			t.Fatalf("Basic %s with client_id=%s: %d %q, want 400 invalid_request", secretClientID, named, r.Status, r.Error)
+		}
+	}
+	if r := basic(secretClientID); r.Status != 400 || r.Error != "invalid_client_attestation" {
+		t.Fatalf("Basic with its own client_id: %d %q, want 400 invalid_client_attestation", r.Status, r.Error)
+	}
+	// The other client's own credentials still work with and without client_id.
+	for _, withID := range []bool{false, true} {
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}
+		if withID {
+			form.Set("client_id", "plain-secret")
+		}
+		req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("plain-secret", "plain-secret-value-0123456789")
+		if r := env.do(req); r.Status != 200 {
+			t.Fatalf("plain-secret (client_id sent: %v): %d %q %s", withID, r.Status, r.Error, r.Description)
+		}
+	}
+
+	assertion := sign(t, clientKey, jose.ES256, "JWT", map[jose.HeaderKey]any{"kid": "c1"}, map[string]any{
+		"iss": "pkjwt", "sub": "pkjwt", "aud": env.URL + "/oauth2/token", "jti": "jti-policy", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
+	})
+	form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}
+	if r := env.post("/oauth2/token", form, nil); r.Status != 400 || r.Error != "invalid_client_attestation" || r.AccessToken != "" {
+		t.Fatalf("private_key_jwt without client_id for a client that requires attestation: %d %q, want 400 invalid_client_attestation", r.Status, r.Error)
+	}
+	// Both refusals of required attestation are on record (profile §7); the client_id
+	// mismatches are not attestation decisions.
+	ds := env.decisions()
+	if len(ds) != 2 {
+		t.Fatalf("decisions = %+v, want 2", ds)
+	}
+	for _, d := range ds {
+		if d.Decision != "rejected" || d.Reason != "attestation_required" || (d.ClientID != "pkjwt" && d.ClientID != secretClientID) {
+			t.Fatalf("decision %+v, want rejected attestation_required for pkjwt or %s", d, secretClientID)
+		}
+	}
+}

@@ -78,7 +78,26 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 			}
 			return nil, clientauth.ToRFC6749(out.authErr, false)
 		}
-		return s.defaultAuth(ctx, r, form)
+		c, err := s.defaultAuth(ctx, r, form)
+		if err != nil {
+			return nil, err
+		}
+		if id != "" {
+			return nil, s.refuseOtherClient(out, id, c.GetID())
+		}
+		// private_key_jwt without client_id: fosite found the client through the assertion,
+		// so its policy is known only now (require_attestation, profile §1).
+		rec, err := s.clients.get(ctx, s.store, c.GetID(), s.defaultAudience())
+		if err != nil {
+			return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+		}
+		out.claimedClientID, out.client = rec.ID, rec
+		if rec.RequireAttestation {
+			out.auditDue, out.asSignal = true, true
+			out.authErr = fmt.Errorf("%w: client %q must send attestation headers", clientauth.ErrAttestationRequired, rec.ID)
+			return nil, clientauth.ToRFC6749(out.authErr, true)
+		}
+		return c, nil
 	}
 
 	method := client.TokenEndpointAuthMethod
@@ -103,6 +122,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if err != nil {
 		return nil, err
 	}
+	if c.GetID() != client.ID {
+		return nil, s.refuseOtherClient(out, client.ID, c.GetID())
+	}
 	if !out.asSignal {
 		return c, nil
 	}
@@ -114,6 +136,19 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 		return nil, clientauth.ToRFC6749(err, true)
 	}
 	return c, nil
+}
+
+// refuseOtherClient answers a request whose credentials (HTTP Basic, a client assertion)
+// authenticate another client than the one it names with client_id. fosite would issue the
+// token to the authenticated client, but the policy (require_attestation, the audit record) was
+// chosen for the named one, so honouring either would let a client step around its own policy.
+// RFC 6749 §2.3 leaves the case open; authz refuses it (decision S21).
+func (s *Server) refuseOtherClient(out *outcome, named, authenticated string) error {
+	err := fmt.Errorf("%w: client_id %q but the credentials authenticate client %q", clientauth.ErrClientIDMismatch, named, authenticated)
+	if out.auditDue {
+		out.authErr = err
+	}
+	return fosite.ErrInvalidRequest.WithHint("The client_id parameter names another client than the one the credentials authenticate.").WithWrap(err)
 }
 
 // defaultAuth runs fosite's own strategy (never AuthenticateClient: that would recurse).
