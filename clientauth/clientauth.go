@@ -51,6 +51,9 @@ const (
 
 // Defaults (profile §3, §5).
 const (
+	// NoClockSkew as Config.ClockSkew tolerates no clock difference (the zero value selects
+	// DefaultClockSkew).
+	NoClockSkew          = -1 * time.Nanosecond
 	DefaultClockSkew     = 30 * time.Second
 	DefaultPoPMaxAge     = 60 * time.Second
 	DefaultChallengeTTL  = 5 * time.Minute
@@ -101,7 +104,7 @@ type Config struct {
 	Attesters             []Attester    // may be empty; see SetAttesters
 	PoPAlgorithms         []string      // default DefaultAlgorithms(); asymmetric only
 	AttestationAlgorithms []string      // default DefaultAlgorithms(); asymmetric only, HS* are added while an attester's secret allows them
-	ClockSkew             time.Duration // default 30s
+	ClockSkew             time.Duration // default 30s; NoClockSkew for none
 	PoPMaxAge             time.Duration // default 60s
 	MaxAttestationAge     time.Duration // 0 = only exp limits an attestation
 	ChallengeTTL          time.Duration // default 5m
@@ -157,8 +160,11 @@ func New(cfg Config, opts ...Option) (*Verifier, error) {
 	dpopAlgs, err := asymmetricList("dpop_algorithms", cfg.DPoPAlgorithms)
 	problems = appendErr(problems, err)
 
-	if cfg.ClockSkew == 0 {
+	switch {
+	case cfg.ClockSkew == 0:
 		cfg.ClockSkew = DefaultClockSkew
+	case cfg.ClockSkew == NoClockSkew:
+		cfg.ClockSkew = 0
 	}
 	if cfg.PoPMaxAge == 0 {
 		cfg.PoPMaxAge = DefaultPoPMaxAge

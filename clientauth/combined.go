@@ -56,7 +56,7 @@ func (v *Verifier) verifyDPoPProof(proofJWT string, req Request) (*dpop.Proof, e
 	proof, err := dpop.Verify(proofJWT, dpop.Expect{Method: req.Method, URL: req.URL}, dpop.Config{
 		Algorithms: v.dpopAlgs,
 		MaxAge:     v.cfg.PoPMaxAge,
-		ClockSkew:  v.cfg.ClockSkew,
+		ClockSkew:  dpop.Skew(v.cfg.ClockSkew),
 		MaxBytes:   v.cfg.MaxTokenBytes,
 		Now:        v.now,
 	})

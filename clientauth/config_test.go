@@ -33,6 +33,7 @@ func TestNew(t *testing.T) {
 		{"attestation_hs256_listed", func(c *Config) { c.AttestationAlgorithms = []string{"HS256"} }, "HS256"},
 		{"dpop_unknown_alg", func(c *Config) { c.DPoPAlgorithms = []string{"ES256K"} }, "ES256K"},
 		{"negative_skew", func(c *Config) { c.ClockSkew = -time.Second }, "clock_skew"},
+		{"no_skew", func(c *Config) { c.ClockSkew = NoClockSkew }, ""},
 		{"short_challenge_secret", func(c *Config) { c.ChallengeSecret = []byte("short") }, "challenge secret"},
 		{"challenge_required_without_secret", func(c *Config) { c.ChallengeRequired = true }, "challenge_required"},
 		{"attester_problem_reported", func(c *Config) { c.Attesters[0].HMACSecret = []byte("x") }, "hmac_secret"},
@@ -52,6 +53,21 @@ func TestNew(t *testing.T) {
 				t.Fatalf("New error = %v, want one mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// The zero ClockSkew selects the default; NoClockSkew tolerates none (a configured 0s).
+func TestNewClockSkew(t *testing.T) {
+	for _, tc := range []struct {
+		in, want time.Duration
+	}{{0, DefaultClockSkew}, {NoClockSkew, 0}, {5 * time.Second, 5 * time.Second}} {
+		v, err := New(Config{Issuer: testIssuer, ClockSkew: tc.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.cfg.ClockSkew != tc.want {
+			t.Errorf("ClockSkew %v: effective %v, want %v", tc.in, v.cfg.ClockSkew, tc.want)
+		}
 	}
 }
 

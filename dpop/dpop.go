@@ -23,6 +23,9 @@ const (
 
 // Defaults applied by Config for its zero fields (profile §3, §5).
 const (
+	// NoClockSkew as Config.ClockSkew tolerates no clock difference (the zero value selects
+	// DefaultClockSkew).
+	NoClockSkew      = -1 * time.Nanosecond
 	DefaultMaxAge    = 60 * time.Second
 	DefaultClockSkew = 30 * time.Second
 	DefaultMaxBytes  = 16 << 10
@@ -91,7 +94,7 @@ type Expect struct {
 type Config struct {
 	Algorithms []string      // allow-list; default DefaultAlgorithms(); HS* and none are never allowed
 	MaxAge     time.Duration // iat window, default 60s
-	ClockSkew  time.Duration // default 30s
+	ClockSkew  time.Duration // default 30s; NoClockSkew for none (see Skew)
 	MaxBytes   int           // default 16 KiB (checked before parsing)
 	Now        func() time.Time
 }
@@ -105,13 +108,24 @@ type policy struct {
 	now        time.Time
 }
 
+// Skew is the Config.ClockSkew for a tolerance taken from configuration, where 0 means none.
+func Skew(d time.Duration) time.Duration {
+	if d == 0 {
+		return NoClockSkew
+	}
+	return d
+}
+
 func (c Config) policy() policy {
 	p := policy{maxAge: c.MaxAge, skew: c.ClockSkew, maxBytes: c.MaxBytes, algorithms: map[string]bool{}}
 	if p.maxAge <= 0 {
 		p.maxAge = DefaultMaxAge
 	}
-	if p.skew <= 0 {
+	switch {
+	case p.skew == 0:
 		p.skew = DefaultClockSkew
+	case p.skew < 0:
+		p.skew = 0
 	}
 	if p.maxBytes <= 0 {
 		p.maxBytes = DefaultMaxBytes

@@ -64,6 +64,9 @@ func TestVerify_valid(t *testing.T) {
 		{name: "iat_custom_window", alg: "ES256", key: ec256,
 			mutate: func(p *proofSpec) { p.claims["iat"] = testNow().Add(-5 * time.Minute).Unix() },
 			cfg:    func(c *dpop.Config) { c.MaxAge = 5 * time.Minute }},
+		{name: "iat_at_max_age_without_skew", alg: "ES256", key: ec256,
+			mutate: func(p *proofSpec) { p.claims["iat"] = testNow().Add(-60 * time.Second).Unix() },
+			cfg:    func(c *dpop.Config) { c.ClockSkew = dpop.Skew(0) }},
 		{name: "nonce_returned", alg: "ES256", key: ec256, mutate: func(p *proofSpec) { p.claims["nonce"] = "n-0S6_WzA2Mj" },
 			check: func(t *testing.T, p *dpop.Proof) {
 				if p.Nonce != "n-0S6_WzA2Mj" {
@@ -257,6 +260,11 @@ func TestVerify_invalid(t *testing.T) {
 		{name: "iat_huge", mutate: func(t *testing.T, p *proofSpec) { p.claims["iat"] = 1e300 }, wantErr: dpop.ErrIAT},
 		{name: "iat_too_old_for_short_window", mutate: func(t *testing.T, p *proofSpec) { p.claims["iat"] = testNow().Add(-20 * time.Second).Unix() },
 			cfg: func(c *dpop.Config) { c.MaxAge, c.ClockSkew = 10*time.Second, 5*time.Second }, wantErr: dpop.ErrIAT},
+		// A configured clock_skew of 0 is none (Skew), not the 30 s default of the zero value.
+		{name: "iat_past_max_age_without_skew", mutate: func(t *testing.T, p *proofSpec) { p.claims["iat"] = testNow().Add(-61 * time.Second).Unix() },
+			cfg: func(c *dpop.Config) { c.ClockSkew = dpop.Skew(0) }, wantErr: dpop.ErrIAT},
+		{name: "iat_in_future_without_skew", mutate: func(t *testing.T, p *proofSpec) { p.claims["iat"] = testNow().Add(time.Second).Unix() },
+			cfg: func(c *dpop.Config) { c.ClockSkew = dpop.NoClockSkew }, wantErr: dpop.ErrIAT},
 		// Step 12: ath.
 		{name: "ath_missing_with_access_token", exp: func(e *dpop.Expect) { e.AccessToken = "at-123" }, wantErr: dpop.ErrATH},
 		{name: "ath_wrong", mutate: func(t *testing.T, p *proofSpec) { p.claims["ath"] = dpop.AccessTokenHash("another-token") },

@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
 
+	"github.com/authz/authz/dpop"
 	"github.com/authz/authz/storage"
 )
 
@@ -69,7 +71,12 @@ func (s *Server) handlePAR(c echo.Context) error {
 	})
 	if err != nil {
 		var replay *replayError
-		if errors.As(err, &replay) && !replay.dpop {
+		if errors.As(err, &replay) {
+			if replay.dpop { // RFC 9449 §11.1, profile §2: as at the token endpoint
+				s.recordDecision(ctx, out, nil)
+				s.writeOAuthError(rw, r, out, invalidDPoPProof(fmt.Errorf("%w: %w", dpop.ErrInvalid, replay)))
+				return nil
+			}
 			out.authErr = replay
 		}
 		s.recordDecision(ctx, out, nil)

@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	a := cfg.Attestation
 	s.verifier, err = clientauth.New(clientauth.Config{
 		Issuer:            cfg.Issuer,
-		ClockSkew:         a.ClockSkew,
+		ClockSkew:         clockSkew(a.ClockSkew),
 		PoPMaxAge:         a.PoPMaxAge,
 		MaxAttestationAge: a.MaxAttestationAge,
 		ChallengeTTL:      a.ChallengeTTL,

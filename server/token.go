@@ -165,9 +165,18 @@ func (s *Server) dpopConfig() dpop.Config {
 	return dpop.Config{
 		Algorithms: s.verifier.DPoPAlgorithms(),
 		MaxAge:     s.cfg.Attestation.PoPMaxAge,
-		ClockSkew:  s.cfg.Attestation.ClockSkew,
+		ClockSkew:  dpop.Skew(s.cfg.Attestation.ClockSkew),
 		MaxBytes:   s.maxTokenBytes(),
 	}
+}
+
+// clockSkew is clientauth's ClockSkew for the configured attestation.clock_skew, which may be
+// 0 (no tolerance; clientauth reads its zero value as "default").
+func clockSkew(d time.Duration) time.Duration {
+	if d == 0 {
+		return clientauth.NoClockSkew
+	}
+	return d
 }
 
 // dpopReplayExpiry keeps a DPoP jti until its iat can no longer pass the window.
