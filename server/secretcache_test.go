@@ -101,3 +101,35 @@ func TestSecretCacheBounded(t *testing.T) {
 		t.Fatalf("newest match not cached after eviction: err=%v bcrypts=%d", err, inner.compares.Load())
 	}
 }
+
+// An unknown user's password is compared with a hash as costly as the dearest configured one,
+// so a failed login does not tell whether the username exists.
+func TestDummyHashCost(t *testing.T) {
+	hashAt := func(cost int) []byte {
+		h, err := bcrypt.GenerateFromPassword([]byte("pw"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		name  string
+		users map[string][]byte
+		want  int
+	}{
+		{"no_users", nil, bcrypt.DefaultCost},
+		{"cheapest", map[string][]byte{"a": hashAt(bcrypt.MinCost)}, bcrypt.MinCost},
+		{"dearest_wins", map[string][]byte{"a": hashAt(bcrypt.MinCost), "b": hashAt(11)}, 11},
+		{"unparsable_ignored", map[string][]byte{"a": []byte("$2a$xx"), "b": hashAt(6)}, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := dummyHashFor(tc.users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := bcrypt.Cost(h); err != nil || got != tc.want {
+				t.Fatalf("cost %d (%v), want %d", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -42,6 +42,7 @@ type Server struct {
 
 	cookieSecret []byte
 	users        map[string][]byte
+	dummyHash    []byte // compared for unknown users, at the users' bcrypt cost (dummyHashFor)
 	limiter      *rateLimiter
 
 	echo *echo.Echo
@@ -106,6 +107,9 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	s.users = make(map[string][]byte, len(cfg.Users))
 	for _, u := range cfg.Users {
 		s.users[u.Username] = []byte(u.PasswordHash)
+	}
+	if s.dummyHash, err = dummyHashFor(s.users); err != nil {
+		return nil, err
 	}
 	if err := s.composeFosite(globalSecret); err != nil {
 		return nil, err
