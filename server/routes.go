@@ -13,7 +13,13 @@ import (
 )
 
 // maxBodyBytes bounds every request body (forms, JSON); fosite itself parses at most 1 MiB.
-const maxBodyBytes = "1M"
+// The OAuth endpoints take far less: their largest legitimate parameter is a client assertion
+// or a token of a few KiB (maxOAuthBodyBytes), and PAR stores what it is sent (maxPARFormBytes
+// in handlePAR).
+const (
+	maxBodyBytes      = "1M"
+	maxOAuthBodyBytes = "64K"
+)
 
 // routes is the one route table of interface.md "HTTP endpoints".
 func (s *Server) routes() *echo.Echo {
@@ -31,8 +37,9 @@ func (s *Server) routes() *echo.Echo {
 
 	e.GET("/.well-known/oauth-authorization-server", s.handleMetadata)
 	e.GET("/jwks.json", s.handleJWKS)
-	limited := []echo.MiddlewareFunc{s.cors, s.rateLimit}
-	backChannel := []echo.MiddlewareFunc{s.cors}
+	oauthBody := middleware.BodyLimit(maxOAuthBodyBytes)
+	limited := []echo.MiddlewareFunc{s.cors, s.rateLimit, oauthBody}
+	backChannel := []echo.MiddlewareFunc{s.cors, oauthBody}
 	e.POST("/oauth2/token", s.handleToken, limited...)
 	e.POST("/oauth2/par", s.handlePAR, limited...)
 	e.POST("/oauth2/challenge", s.handleChallenge, limited...)
@@ -43,7 +50,7 @@ func (s *Server) routes() *echo.Echo {
 	}
 	e.GET("/oauth2/challenge", methodNotAllowed(http.MethodPost))
 	e.GET("/oauth2/authorize", s.handleAuthorize)
-	e.POST("/oauth2/authorize", s.handleAuthorize)
+	e.POST("/oauth2/authorize", s.handleAuthorize, oauthBody)
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleReady)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
@@ -111,6 +118,11 @@ func (s *Server) httpError(err error, c echo.Context) {
 	}
 	if status >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "internal error", "path", c.Request().URL.Path, "error", err)
+	}
+	// Profile §5: every token and PAR response carries a fresh challenge, these included
+	// (a body over the limit is refused before the handler runs).
+	if p := c.Request().URL.Path; c.Request().Method == http.MethodPost && (p == "/oauth2/token" || p == "/oauth2/par") {
+		s.setChallengeHeaders(c.Response(), false)
 	}
 	writeJSON(c.Response(), status, errorBody{Error: code, Description: http.StatusText(status)})
 }

@@ -1,0 +1,70 @@
+package server_test
+
+import (
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/authz/authz/clientauth"
+)
+
+// Bodies of the OAuth endpoints are bounded (64 KiB): an oversized one is 413 in RFC 6749 JSON,
+// and a token or PAR response still carries a fresh challenge (profile §5).
+func TestOAuthBodyLimit(t *testing.T) {
+	env := newTestServer(t, nil)
+	big := url.Values{"grant_type": {"client_credentials"}, "x": {strings.Repeat("A", 70<<10)}}.Encode()
+	for _, path := range []string{"/oauth2/token", "/oauth2/par", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/authorize"} {
+		req, _ := http.NewRequest(http.MethodPost, env.URL+path, strings.NewReader(big))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || body.Error != "invalid_request" {
+			t.Errorf("%s with a 70 KiB body: %d %q, want 413 invalid_request", path, resp.StatusCode, body.Error)
+		}
+		wantChallenge := path == "/oauth2/token" || path == "/oauth2/par"
+		if got := resp.Header.Get(clientauth.HeaderClientAttestationChallenge) != ""; got != wantChallenge {
+			t.Errorf("%s: challenge header present %v, want %v", path, got, wantChallenge)
+		}
+	}
+	// Under the limit the token endpoint answers as usual.
+	if r := env.post("/oauth2/token", ccForm, env.attestedHeaders(agentID, env.Instance, "")); r.Status != 200 {
+		t.Fatalf("normal token request: %d %q", r.Status, r.Error)
+	}
+}
+
+// A pushed authorization request stores its parameters, and anyone may push for a public
+// client: more than 16 KiB of parameters is refused and nothing is stored.
+func TestPARParameterBound(t *testing.T) {
+	env := newTestServer(t, nil)
+	form := func(extra int) url.Values {
+		return url.Values{"client_id": {webClientID}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"},
+			"state": {randomString(t)}, "code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S256"},
+			"x": {strings.Repeat("A", extra)}}
+	}
+	if r := env.post("/oauth2/par", form(1<<10), nil); r.Status != 201 {
+		t.Fatalf("PAR with 1 KiB of extra parameters: %d %q %s", r.Status, r.Error, r.Description)
+	}
+	r := env.post("/oauth2/par", form(17<<10), nil)
+	if r.Status != 400 || r.Error != "invalid_request" || !strings.Contains(r.Description, "16384") {
+		t.Fatalf("PAR with 17 KiB of parameters: %d %q %s, want 400 invalid_request naming the bound", r.Status, r.Error, r.Description)
+	}
+	db, err := sql.Open("sqlite3", "file:"+env.Config.Database.DSN+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM par_requests").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d pushed requests stored (%v), want only the first", n, err)
+	}
+}
