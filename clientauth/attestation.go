@@ -25,6 +25,8 @@ type attestation struct {
 	// (keys tried, MAC without kid), so a cached result is reused only for a client allowing it.
 	clientScoped bool
 	claims       map[string]json.RawMessage
+	// certsValidUntil is the earliest NotAfter of its x5c chain (zero without x5c).
+	certsValidUntil time.Time
 }
 
 // verifyAttestation runs ABCA-09 §7.1 (steps 1–6; step 7 is part of the client binding) on the
@@ -42,9 +44,17 @@ func (v *Verifier) verifyAttestation(ctx context.Context, ts *trustSet, token st
 		if err != nil {
 			return nil, err
 		}
-		v.cache.put(token, ts.generation, att, now, minTime(att.exp.Add(v.cfg.ClockSkew), now.Add(jwksCacheTTL)))
+		until := minTime(att.exp.Add(v.cfg.ClockSkew), now.Add(jwksCacheTTL))
+		if !att.certsValidUntil.IsZero() {
+			until = minTime(until, att.certsValidUntil)
+		}
+		v.cache.put(token, ts.generation, att, now, until)
 	}
 	res.fillAttestation(att)
+	// Profile §8: x5c validity periods hold at every use, not only at the first verification.
+	if !att.certsValidUntil.IsZero() && now.After(att.certsValidUntil) {
+		return att, fmt.Errorf("%w: a certificate is expired or not yet valid", ErrX5CChain)
+	}
 	if err := v.checkAttestationExp(att, now); err != nil {
 		return att, err
 	}
@@ -89,7 +99,7 @@ func (v *Verifier) verifyAttestationJWT(ctx context.Context, ts *trustSet, token
 	if att.cnf, att.jkt, err = checkCnfKey(att.claims["cnf"]); err != nil {
 		return nil, err
 	}
-	att.attester, att.resolution = attester, r.method
+	att.attester, att.resolution, att.certsValidUntil = attester, r.method, r.validUntil
 	att.clientScoped = r.attester == nil
 	return att, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -23,6 +24,9 @@ type keyResolution struct {
 	method     string         // Resolution* constant
 	attester   *attesterEntry // the single attester the method pinned, nil for keys tried / MAC without kid
 	candidates []keyCandidate
+	// validUntil is the earliest NotAfter of the x5c chain that verified (zero for other
+	// methods): a cached verification must not outlive a certificate (profile §8).
+	validUntil time.Time
 }
 
 // oidKeyUsage is id-ce-keyUsage (RFC 5280 §4.2.1.3).
@@ -116,6 +120,7 @@ func (v *Verifier) resolveX5CKey(ts *trustSet, p *parsedJWS) (*keyResolution, er
 	r := &keyResolution{method: ResolutionX5C}
 	hdr := p.jws.Signatures[0].Header
 	var leaf *x509.Certificate
+	var chain []*x509.Certificate
 	var lastErr error
 	for _, a := range ts.enabled {
 		if a.roots == nil {
@@ -133,7 +138,7 @@ func (v *Verifier) resolveX5CKey(ts *trustSet, p *parsedJWS) (*keyResolution, er
 		if r.attester != nil {
 			return r, fmt.Errorf("%w: the chain verifies to roots of more than one attester", ErrX5CChain)
 		}
-		r.attester, leaf = a, chains[0][0]
+		r.attester, chain, leaf = a, chains[0], chains[0][0]
 	}
 	if r.attester == nil {
 		if lastErr == nil {
@@ -150,6 +155,11 @@ func (v *Verifier) resolveX5CKey(ts *trustSet, p *parsedJWS) (*keyResolution, er
 		return r, fmt.Errorf("%w: %s does not fit the certificate's key", ErrAttestationAlg, p.alg)
 	}
 	r.candidates = []keyCandidate{{attester: r.attester, key: leaf.PublicKey}}
+	for _, c := range chain {
+		if r.validUntil.IsZero() || c.NotAfter.Before(r.validUntil) {
+			r.validUntil = c.NotAfter
+		}
+	}
 	return r, nil
 }
 

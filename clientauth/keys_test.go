@@ -339,3 +339,26 @@ func TestParseJWKS(t *testing.T) {
 		})
 	}
 }
+
+// Profile §8: x5c validity periods are checked at every use. The verified-attestation cache
+// keeps a result no longer than the earliest NotAfter of its chain, so an attestation verified
+// while its leaf was valid is refused once the leaf has expired, although its exp is an hour away.
+func TestX5CExpiryHoldsForCachedAttestations(t *testing.T) {
+	rootKey, leafKey := testkit.ECKey(t), testkit.ECKey(t)
+	root := issueCert(t, certSpec{cn: "root", ca: true, keyUsage: x509.KeyUsageCertSign, notBefore: testNow.Add(-time.Hour), notAfter: testNow.Add(24 * time.Hour)}, &rootKey.PublicKey, rootKey, nil)
+	leaf := issueCert(t, certSpec{cn: "attester", notBefore: testNow.Add(-time.Hour), notAfter: testNow.Add(2 * time.Minute)}, &leafKey.PublicKey, rootKey, root)
+	e := newEnv(t, func(e *testEnv, cfg *Config) {
+		cfg.Attesters = append(cfg.Attesters, Attester{ID: "pki-att", X5CRoots: []*x509.Certificate{root}, Enabled: true})
+	})
+	att := signJWT(t, leafKey, map[string]any{"typ": TypAttestation, "alg": "ES256", "x5c": x5cOf(leaf)}, e.attClaims())
+	if _, err := e.authenticate(att, e.pop(nil)); err != nil {
+		t.Fatalf("first use, leaf valid: %v", err)
+	}
+	e.clock.Advance(time.Minute) // still valid: served from the cache
+	if _, err := e.authenticate(att, e.pop(nil)); err != nil {
+		t.Fatalf("second use, leaf valid for another minute: %v", err)
+	}
+	e.clock.Advance(2 * time.Minute) // the leaf expired a minute ago
+	_, err := e.authenticate(att, e.pop(nil))
+	checkErr(t, err, ErrX5CChain)
+}
