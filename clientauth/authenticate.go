@@ -86,7 +86,7 @@ func (v *Verifier) Authenticate(ctx context.Context, req Request, client ClientP
 		}
 		replay = ReplayEntry{Key: "pop:" + att.jkt + ":" + pc.jti, ExpiresAt: v.replayExpiry(pc.iat, now)}
 	case PoPMethodDPoP:
-		proof, err := v.verifyCombined(req, att, res)
+		proof, err := v.verifyCombined(req, hdrs.dpop, att, res)
 		if err != nil {
 			return res, err
 		}
@@ -116,6 +116,15 @@ func (r *Result) fillAttestation(att *attestation) {
 // withUnverified fills ClientID and InstanceJKT from the unverified attestation when
 // verification stopped before they were known: for the audit record (profile §7 "when it could
 // be read"), never for a decision.
+// Unverified is what the headers tell without verifying anything: the proof method by the
+// headers present, and the attestation's sub and cnf thumbprint when it is a readable JWT. The
+// server uses it only for the audit record of a request refused before verification (an
+// unregistered client, a second authentication method); never for a decision.
+func Unverified(h http.Header) *Result {
+	hdrs, _ := parseHeaders(h, DefaultMaxTokenBytes)
+	return (&Result{Challenge: ChallengeNone, PoPMethod: hdrs.mode}).withUnverified(hdrs.attestation)
+}
+
 func (r *Result) withUnverified(token string) *Result {
 	if token == "" || (r.ClientID != "" && r.InstanceJKT != "") {
 		return r

@@ -4,17 +4,15 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/authz/authz/dpop"
 )
 
-// verifyCombined runs ABCA-09 §7.3 (DPoP combined mode). Step 1 (no PoP header) holds by mode
-// selection (profile §1). jti replay of the proof is the caller's, through Result.Replay.
-func (v *Verifier) verifyCombined(req Request, att *attestation, res *Result) (*dpop.Proof, error) {
-	proofJWT, err := v.extractDPoPHeader(req)
-	if err != nil {
-		return nil, err
-	}
+// verifyCombined runs ABCA-09 §7.3 (DPoP combined mode) on the proof parseHeaders extracted.
+// Step 1 (no PoP header) holds by mode selection (profile §1), step 2 (one DPoP header) by
+// parseHeaders. jti replay of the proof is the caller's, through Result.Replay.
+func (v *Verifier) verifyCombined(req Request, proofJWT string, att *attestation, res *Result) (*dpop.Proof, error) {
 	proof, err := v.verifyDPoPProof(proofJWT, req)
 	if err != nil {
 		return nil, err
@@ -33,8 +31,8 @@ func (v *Verifier) verifyCombined(req Request, att *attestation, res *Result) (*
 // extractDPoPHeader implements ABCA-09 §7.3 step 2: exactly one DPoP header (RFC 9449 §4.3 steps
 // 1–2). Duplicate, comma-joined and oversized headers are request errors (profile §2); a
 // malformed value is an invalid proof.
-func (v *Verifier) extractDPoPHeader(req Request) (string, error) {
-	s, err := dpop.ExtractHeader(req.Header, v.cfg.MaxTokenBytes)
+func extractDPoPHeader(h http.Header, maxBytes int) (string, error) {
+	s, err := dpop.ExtractHeader(h, maxBytes)
 	switch {
 	case err == nil:
 		return s, nil

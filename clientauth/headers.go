@@ -16,7 +16,8 @@ import (
 type requestHeaders struct {
 	attestation string
 	pop         string // normal mode only
-	mode        string // PoPMethodJWT or PoPMethodDPoP
+	dpop        string // combined mode only
+	mode        string // PoPMethodJWT or PoPMethodDPoP, by which proof header is present
 }
 
 // headerValues returns every value of the named field under any capitalisation of its name
@@ -34,27 +35,32 @@ func headerValues(h http.Header, name string) []string {
 // parseHeaders implements ABCA-09 §7.1 step 1 and §7.2 step 1 / §7.3 steps 1–2, with the mode
 // selection of profile §1 (-10 §5): exactly one OAuth-Client-Attestation; an
 // OAuth-Client-Attestation-PoP header selects normal mode and must be single; otherwise a DPoP
-// header selects combined mode (its own cardinality is checked by dpop.ExtractHeader); neither
-// is ErrHeaderMissing.
+// header selects combined mode and must be single too (extractDPoPHeader); neither is
+// ErrHeaderMissing. Every header is checked here, before any JWT is verified, so a duplicate
+// DPoP header is a request error whatever the attestation holds. The mode is set from the
+// headers present even when a check fails (the audit record's pop_method, profile §7).
 func parseHeaders(h http.Header, maxBytes int) (requestHeaders, error) {
 	var rh requestHeaders
+	switch {
+	case len(headerValues(h, HeaderClientAttestationPoP)) > 0:
+		rh.mode = PoPMethodJWT
+	case len(headerValues(h, dpop.Header)) > 0:
+		rh.mode = PoPMethodDPoP
+	}
 	att, err := extractTokenHeader(h, HeaderClientAttestation, maxBytes)
 	if err != nil {
 		return rh, err
 	}
 	rh.attestation = att
-	switch {
-	case len(headerValues(h, HeaderClientAttestationPoP)) > 0:
-		rh.mode = PoPMethodJWT
-		if rh.pop, err = extractTokenHeader(h, HeaderClientAttestationPoP, maxBytes); err != nil {
-			return rh, err
-		}
-	case len(headerValues(h, dpop.Header)) > 0:
-		rh.mode = PoPMethodDPoP
+	switch rh.mode {
+	case PoPMethodJWT:
+		rh.pop, err = extractTokenHeader(h, HeaderClientAttestationPoP, maxBytes)
+	case PoPMethodDPoP:
+		rh.dpop, err = extractDPoPHeader(h, maxBytes)
 	default:
-		return rh, fmt.Errorf("%w: neither %s nor %s is present", ErrHeaderMissing, HeaderClientAttestationPoP, dpop.Header)
+		err = fmt.Errorf("%w: neither %s nor %s is present", ErrHeaderMissing, HeaderClientAttestationPoP, dpop.Header)
 	}
-	return rh, nil
+	return rh, err
 }
 
 // extractTokenHeader checks one JWT-carrying request header (ABCA-09 §7.1 step 1, §7.2 step 1;

@@ -71,6 +71,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if client == nil {
 		if hasAttestation {
 			out.auditDue = true
+			out.attestation = clientauth.Unverified(r.Header) // for the audit record only
 			if err := clientauth.CheckHeaderShape(r.Header); err != nil {
 				out.authErr = err
 			} else {
@@ -104,6 +105,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if isAttestationMethod(method) {
 		out.auditDue = true
 		if otherCredentials(r, form) {
+			out.attestation = clientauth.Unverified(r.Header) // for the audit record only
 			out.authErr = fmt.Errorf("%w: attestation and another client credential in one request", clientauth.ErrTwoMethods)
 			return nil, clientauth.ToRFC6749(out.authErr, false)
 		}

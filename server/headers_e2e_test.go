@@ -1,0 +1,63 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authz/authz/internal/testkit"
+)
+
+// Every attestation-related header is checked before any JWT is verified (profile §2: a
+// duplicate header is 400 invalid_request), so two DPoP headers in combined mode are a request
+// error whatever the attestation holds — expired, or naming an unregistered client. The audit
+// record names the proof method the headers chose and the key the attestation names, even when
+// the request never reached verification (profile §7).
+func TestHeadersCheckedBeforeVerification(t *testing.T) {
+	env := newTestServer(t, withDPoPClient)
+	send := func(attestation string, extra map[string][]string, form string) tokenResponse {
+		req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("OAuth-Client-Attestation", attestation)
+		for k, vs := range extra {
+			for _, v := range vs {
+				req.Header.Add(k, v)
+			}
+		}
+		return env.do(req)
+	}
+	twoDPoP := map[string][]string{"DPoP": {
+		env.dpopProof(env.Instance, "POST", "/oauth2/token", "", ""),
+		env.dpopProof(env.Instance, "POST", "/oauth2/token", "", ""),
+	}}
+	expired := testkit.Attestation(t, env.Attester, testAttesterKID, "agent-dpop", env.Instance.Public(), time.Now().Add(-2*time.Hour))
+	if r := send(expired, twoDPoP, ccForm.Encode()); r.Status != 400 || r.Error != "invalid_request" {
+		t.Fatalf("expired attestation and two DPoP headers: %d %q (%s), want 400 invalid_request", r.Status, r.Error, r.Description)
+	}
+	if r := send(env.attestation("ghost", env.Instance), twoDPoP, ccForm.Encode()); r.Status != 400 || r.Error != "invalid_request" {
+		t.Fatalf("unregistered sub and two DPoP headers: %d %q (%s), want 400 invalid_request", r.Status, r.Error, r.Description)
+	}
+	// Attestation plus a client secret: two methods (RFC 6749 §2.3), refused before verification.
+	if r := send(env.attestation(agentID, env.Instance), map[string][]string{"OAuth-Client-Attestation-PoP": {env.pop(env.Instance, "")}},
+		ccForm.Encode()+"&client_id="+agentID+"&client_secret=x"); r.Status != 400 || r.Error != "invalid_request" {
+		t.Fatalf("attestation and client_secret: %d %q (%s), want 400 invalid_request", r.Status, r.Error, r.Description)
+	}
+
+	jkt := thumbprint(t, env.Instance)
+	want := []struct{ reason, popMethod, clientID string }{ // newest first
+		{"two_methods", "attestation_pop_jwt", agentID},
+		{"header_duplicate", "dpop_combined", "ghost"},
+		{"header_duplicate", "dpop_combined", "agent-dpop"},
+	}
+	ds := env.decisions()
+	if len(ds) != len(want) {
+		t.Fatalf("decisions = %+v, want %d", ds, len(want))
+	}
+	for i, w := range want {
+		d := ds[i]
+		if d.Decision != "rejected" || d.Reason != w.reason || d.PoPMethod != w.popMethod || d.ClientID != w.clientID || d.InstanceJKT != jkt {
+			t.Errorf("decision %d = %+v, want rejected %s, pop_method %s, client %s, instance %s", i, d, w.reason, w.popMethod, w.clientID, jkt)
+		}
+	}
+}
