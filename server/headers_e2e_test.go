@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -59,5 +60,29 @@ func TestHeadersCheckedBeforeVerification(t *testing.T) {
 		if d.Decision != "rejected" || d.Reason != w.reason || d.PoPMethod != w.popMethod || d.ClientID != w.clientID || d.InstanceJKT != jkt {
 			t.Errorf("decision %d = %+v, want rejected %s, pop_method %s, client %s, instance %s", i, d, w.reason, w.popMethod, w.clientID, jkt)
 		}
+	}
+}
+
+// Introspection takes the token endpoint's attestation authentication (profile §8): a
+// duplicated attestation header is 400 invalid_request with one audit record, not the
+// "authenticate first" 401 it got when the unreadable header yielded no client_id.
+func TestIntrospectionMalformedAttestationHeaders(t *testing.T) {
+	env := newTestServer(t, nil)
+	att := env.attestation(agentID, env.Instance)
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/introspect", strings.NewReader("token=anything"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Add("OAuth-Client-Attestation", att)
+	req.Header.Add("OAuth-Client-Attestation", att)
+	req.Header.Set("OAuth-Client-Attestation-PoP", env.pop(env.Instance, ""))
+	if r := env.do(req); r.Status != 400 || r.Error != "invalid_request" {
+		t.Fatalf("introspection with two attestation headers: %d %q, want 400 invalid_request", r.Status, r.Error)
+	}
+	ds := env.decisions()
+	if len(ds) != 1 || ds[0].Endpoint != "/oauth2/introspect" || ds[0].Reason != "header_duplicate" || ds[0].PoPMethod != "attestation_pop_jwt" {
+		t.Fatalf("decisions = %+v, want one header_duplicate record for /oauth2/introspect", ds)
+	}
+	// No credentials at all is still 401 invalid_client (RFC 7662 §2.1, RFC 6749 §5.2).
+	if r := env.post("/oauth2/introspect", url.Values{"token": {"anything"}}, nil); r.Status != 401 || r.Error != "invalid_client" {
+		t.Fatalf("introspection without credentials: %d %q, want 401 invalid_client", r.Status, r.Error)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
 
+	"github.com/authz/authz/clientauth"
 	"github.com/authz/authz/storage"
 )
 
@@ -25,8 +26,9 @@ func (s *Server) handleIntrospect(c echo.Context) error {
 		s.writeOAuthError(rw, r, out, fosite.ErrInvalidRequest.WithHint("The request body must be a form.").WithWrap(err))
 		return nil
 	}
-	if claimedClientID(r, r.PostForm) == "" && !r.PostForm.Has("client_assertion") {
-		// RFC 7662 §2.1: the caller must authenticate.
+	if claimedClientID(r, r.PostForm) == "" && !r.PostForm.Has("client_assertion") && !clientauth.HasAttestation(r.Header) {
+		// RFC 7662 §2.1: the caller must authenticate. Attestation headers, even unreadable
+		// ones, go through the strategy: a malformed header is invalid_request and on record.
 		s.writeOAuthError(rw, r, out, fosite.ErrInvalidClient.WithHint("Authenticate to introspect tokens."))
 		return nil
 	}
