@@ -86,3 +86,30 @@ func TestIntrospectionMalformedAttestationHeaders(t *testing.T) {
 		t.Fatalf("introspection without credentials: %d %q, want 401 invalid_client", r.Status, r.Error)
 	}
 }
+
+// fosite refuses a token request without grant_type before it authenticates the client; a
+// request carrying attestation still gets its one audit record, describing the attestation's
+// own outcome (profile §7).
+func TestTokenRequestRefusedBeforeAuthenticationIsOnRecord(t *testing.T) {
+	env := newTestServer(t, nil)
+	noGrant := url.Values{"scope": {"read"}}
+	if r := env.post("/oauth2/token", noGrant, env.attestedHeaders(agentID, env.Instance, "")); r.Status != 400 || r.Error != "invalid_request" {
+		t.Fatalf("no grant_type: %d %q, want 400 invalid_request", r.Status, r.Error)
+	}
+	bad := env.attestedHeaders(agentID, env.Instance, "")
+	bad["OAuth-Client-Attestation-PoP"] = env.pop(newECKey(t), "") // not the attested key
+	// A failed client authentication answers first, as it does when fosite authenticates.
+	if r := env.post("/oauth2/token", noGrant, bad); r.Status != 401 || r.Error != "invalid_client" {
+		t.Fatalf("no grant_type, bad PoP: %d %q, want 401 invalid_client", r.Status, r.Error)
+	}
+	ds := env.decisions() // newest first
+	if len(ds) != 2 {
+		t.Fatalf("decisions = %+v, want 2", ds)
+	}
+	if d := ds[1]; d.Decision != "accepted" || d.Reason != "ok" || d.TokenRequestID != "" || d.InstanceJKT != thumbprint(t, env.Instance) {
+		t.Fatalf("valid attestation, no grant: %+v, want accepted without a token_request_id", d)
+	}
+	if d := ds[0]; d.Decision != "rejected" || d.Reason != "pop_signature_invalid" {
+		t.Fatalf("bad PoP, no grant: %+v, want rejected pop_signature_invalid", d)
+	}
+}

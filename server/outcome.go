@@ -20,6 +20,8 @@ type outcome struct {
 
 	// auditDue is set when profile §7 requires a decision record for this request.
 	auditDue bool
+	// authRan is set once client authentication ran for this request.
+	authRan bool
 	// asSignal is true when attestation is an additional signal (ABCA-09 §7.6).
 	asSignal bool
 	// attestation is what clientauth found, possibly partial on failure.

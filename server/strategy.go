@@ -52,6 +52,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if out == nil { // a fosite path we do not route through our handlers: be strict
 		ctx, out = withOutcome(ctx, r.URL.Path)
 	}
+	out.authRan = true
 	hasAttestation := clientauth.HasAttestation(r.Header)
 	id := claimedClientID(r, form)
 	out.claimedClientID = id

@@ -46,6 +46,13 @@ func (s *Server) handleToken(c echo.Context) error {
 		return nil
 	}
 	if err != nil {
+		if !out.authRan && clientauth.HasAttestation(r.Header) {
+			// fosite refused the request before it authenticated the client (no grant_type, an
+			// empty body): the attestation's outcome is still due on record (profile §7).
+			// Authentication here writes nothing but the outcome (replay keys go with grants).
+			_ = r.ParseForm()
+			_, _ = s.authenticateClient(ctx, r, r.PostForm)
+		}
 		s.recordDecision(ctx, out, nil)
 		s.metrics.token(grantOf(ar), methodOf(out), "error")
 		if gt := r.PostForm.Get("grant_type"); gt != "" && !known(config.GrantTypes, gt) && errors.Is(err, fosite.ErrInvalidRequest) {
