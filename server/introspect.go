@@ -22,8 +22,8 @@ func (s *Server) handleIntrospect(c echo.Context) error {
 	r, rw := c.Request(), c.Response()
 	ctx, out := withOutcome(r.Context(), "/oauth2/introspect")
 	out.replayNow = true
-	if err := r.ParseForm(); err != nil {
-		s.writeOAuthError(rw, r, out, fosite.ErrInvalidRequest.WithHint("The request body must be a form.").WithWrap(err))
+	if err := formSyntaxError(r); err != nil {
+		s.refuseForm(ctx, rw, r, out, err)
 		return nil
 	}
 	if claimedClientID(r, r.PostForm) == "" && !r.PostForm.Has("client_assertion") && !clientauth.HasAttestation(r.Header) {

@@ -36,6 +36,10 @@ func formBytes(form url.Values) int {
 func (s *Server) handlePAR(c echo.Context) error {
 	r, rw := c.Request(), c.Response()
 	ctx, out := withOutcome(r.Context(), "/oauth2/par")
+	if err := formSyntaxError(r); err != nil {
+		s.refuseForm(ctx, rw, r, out, err)
+		return nil
+	}
 	var dpopErr error
 	if plainDPoP(r.Header) {
 		proof, err := s.verifyPlainDPoP(r, "")

@@ -14,6 +14,10 @@ func (s *Server) handleRevoke(c echo.Context) error {
 	r, rw := c.Request(), c.Response()
 	ctx, out := withOutcome(r.Context(), "/oauth2/revoke")
 	out.replayNow = true
+	if err := formSyntaxError(r); err != nil {
+		s.refuseForm(ctx, rw, r, out, err)
+		return nil
+	}
 	err := s.provider.NewRevocationRequest(ctx, r)
 	s.recordDecision(ctx, out, nil)
 	if err != nil {

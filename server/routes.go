@@ -38,8 +38,8 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/.well-known/oauth-authorization-server", s.handleMetadata)
 	e.GET("/jwks.json", s.handleJWKS)
 	oauthBody := middleware.BodyLimit(maxOAuthBodyBytes)
-	limited := []echo.MiddlewareFunc{s.cors, s.rateLimit, oauthBody}
-	backChannel := []echo.MiddlewareFunc{s.cors, oauthBody}
+	limited := []echo.MiddlewareFunc{s.cors, oauthBody, parseForm, s.rateLimit}
+	backChannel := []echo.MiddlewareFunc{s.cors, oauthBody, parseForm}
 	e.POST("/oauth2/token", s.handleToken, limited...)
 	e.POST("/oauth2/par", s.handlePAR, limited...)
 	e.POST("/oauth2/challenge", s.handleChallenge, limited...)

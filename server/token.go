@@ -28,6 +28,10 @@ func (s *Server) handleToken(c echo.Context) error {
 	ctx, out := withOutcome(r.Context(), "/oauth2/token")
 	out.deferAssertion = true
 	defer s.consumeAssertion(ctx, out)
+	if err := formSyntaxError(r); err != nil {
+		s.refuseForm(ctx, rw, r, out, err)
+		return nil
+	}
 
 	// A plain DPoP proof is checked first, but its error is answered only after client
 	// authentication ran, so an attested client's request still gets its audit record.

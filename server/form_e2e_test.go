@@ -1,0 +1,63 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Back-channel requests are application/x-www-form-urlencoded with each parameter at most once
+// (RFC 6749 §3.2, §5.2; RFC 7009 §2.1; RFC 7662 §2.1; RFC 9126 §2.1): anything else is
+// 400 invalid_request, before any token is issued, pushed or revoked.
+func TestBackChannelFormSyntax(t *testing.T) {
+	env := newTestServer(t, nil)
+	const form = "application/x-www-form-urlencoded"
+	tests := []struct {
+		name, path, contentType, body string
+	}{
+		{"token_grant_type_twice", "/oauth2/token", form, "grant_type=client_credentials&grant_type=refresh_token&scope=read"},
+		{"token_scope_twice", "/oauth2/token", form, "grant_type=client_credentials&scope=read&scope=write"},
+		{"token_client_id_twice", "/oauth2/token", form, "grant_type=client_credentials&client_id=svc&client_id=svc"},
+		{"token_bad_percent_encoding", "/oauth2/token", form, "grant_type=client_credentials&scope=%zz"},
+		{"token_multipart", "/oauth2/token", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\nclient_credentials\r\n--x--\r\n"},
+		{"token_json", "/oauth2/token", "application/json", `{"grant_type":"client_credentials"}`},
+		{"token_no_content_type", "/oauth2/token", "", "grant_type=client_credentials"},
+		{"token_malformed_content_type", "/oauth2/token", "application/x-www-form-urlencoded;;;===", "grant_type=client_credentials"},
+		{"par_redirect_uri_twice", "/oauth2/par", form, "client_id=web&response_type=code&redirect_uri=" + webRedirect + "&redirect_uri=" + webRedirect},
+		{"introspect_token_twice", "/oauth2/introspect", form, "token=a&token=b"},
+		{"revoke_token_twice", "/oauth2/revoke", form, "token=a&token=b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, env.URL+tt.path, strings.NewReader(tt.body))
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			req.SetBasicAuth(secretClientID, secretValue)
+			if r := env.do(req); r.Status != 400 || r.Error != "invalid_request" || r.AccessToken != "" {
+				t.Fatalf("%d %q %s, want 400 invalid_request", r.Status, r.Error, r.Description)
+			}
+		})
+	}
+	// Controls: a charset parameter is fine, and audience may repeat (fosite reads the list).
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=read"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+	req.SetBasicAuth(secretClientID, secretValue)
+	if r := env.do(req); r.Status != 200 {
+		t.Fatalf("form with charset: %d %q %s", r.Status, r.Error, r.Description)
+	}
+
+	// With attestation, the refusal still leaves the attestation's record (profile §7).
+	h := env.attestedHeaders(agentID, env.Instance, "")
+	req, _ = http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=read&scope=read"))
+	req.Header.Set("Content-Type", form)
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	if r := env.do(req); r.Status != 400 || r.Error != "invalid_request" {
+		t.Fatalf("attested request with scope twice: %d %q", r.Status, r.Error)
+	}
+	if ds := env.decisions(); len(ds) != 1 || ds[0].Decision != "accepted" || ds[0].TokenRequestID != "" {
+		t.Fatalf("decisions = %+v, want one accepted attestation without a token", ds)
+	}
+}
