@@ -3,6 +3,7 @@ package server_test
 import (
 	"database/sql"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -66,5 +67,30 @@ func TestPARParameterBound(t *testing.T) {
 	var n int
 	if err := db.QueryRow("SELECT count(*) FROM par_requests").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d pushed requests stored (%v), want only the first", n, err)
+	}
+}
+
+// HEAD is served wherever GET is (RFC 9110 §9.3.2), with the GET headers and no body.
+func TestHeadWhereGet(t *testing.T) {
+	env := newTestServer(t, nil)
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/jwks.json", "/healthz", "/readyz"} {
+		get, err := http.Get(env.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		get.Body.Close()
+		head, err := http.Head(env.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, head.Body)
+		head.Body.Close()
+		if head.StatusCode != get.StatusCode || head.StatusCode != 200 || n != 0 || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") {
+			t.Errorf("HEAD %s: %d, %d body bytes, Content-Type %q; GET: %d %q", path, head.StatusCode, n, head.Header.Get("Content-Type"), get.StatusCode, get.Header.Get("Content-Type"))
+		}
+	}
+	// POST-only endpoints still refuse HEAD.
+	if resp, err := http.Head(env.URL + "/oauth2/token"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("HEAD /oauth2/token: %v %v, want 405", resp.StatusCode, err)
 	}
 }

@@ -35,8 +35,13 @@ func (s *Server) routes() *echo.Echo {
 		},
 	}))
 
-	e.GET("/.well-known/oauth-authorization-server", s.handleMetadata)
-	e.GET("/jwks.json", s.handleJWKS)
+	// RFC 9110 §9.3.2: HEAD wherever GET (net/http sends the headers without the body).
+	get := func(path string, h echo.HandlerFunc) {
+		e.GET(path, h)
+		e.HEAD(path, h)
+	}
+	get("/.well-known/oauth-authorization-server", s.handleMetadata)
+	get("/jwks.json", s.handleJWKS)
 	oauthBody := middleware.BodyLimit(maxOAuthBodyBytes)
 	limited := []echo.MiddlewareFunc{s.cors, oauthBody, parseForm, s.rateLimit}
 	backChannel := []echo.MiddlewareFunc{s.cors, oauthBody, parseForm}
@@ -49,11 +54,11 @@ func (s *Server) routes() *echo.Echo {
 		e.OPTIONS(p, func(echo.Context) error { return nil }, backChannel...)
 	}
 	e.GET("/oauth2/challenge", methodNotAllowed(http.MethodPost))
-	e.GET("/oauth2/authorize", s.handleAuthorize)
+	get("/oauth2/authorize", s.handleAuthorize)
 	e.POST("/oauth2/authorize", s.handleAuthorize, oauthBody)
-	e.GET("/healthz", s.handleHealth)
-	e.GET("/readyz", s.handleReady)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	get("/healthz", s.handleHealth)
+	get("/readyz", s.handleReady)
+	get("/metrics", echo.WrapHandler(s.metrics.handler()))
 	s.mountAdmin(e)
 	return e
 }
