@@ -33,6 +33,7 @@ const (
 	consolePath        = "/admin/ui"
 	consoleSessionTTL  = 8 * time.Hour
 	consoleCSRFKey     = "console_csrf" // echo context key
+	consoleSIDKey      = "console_sid"  // echo context key
 	consolePageSize    = 50
 	dashboardWindow    = 24 * time.Hour
 )
@@ -155,8 +156,19 @@ func (s *Server) consoleSession(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return s.consoleError(c, http.StatusForbidden, "Signed out", "Your console session expired. Sign in again.")
 		}
+		// A session signed out on any replica stays signed out (the replay table is shared).
+		if out, err := s.store.ReplayRecorded(r.Context(), consoleLogoutKey(sid)); err != nil {
+			return s.consoleError(c, http.StatusServiceUnavailable, "Database unavailable", "The console cannot check your session right now. Try again shortly.")
+		} else if out {
+			c.SetCookie(s.consoleCookie(consoleCookie, "", -1))
+			if r.Method == http.MethodGet {
+				return c.Redirect(http.StatusSeeOther, consolePath+"/login")
+			}
+			return s.consoleError(c, http.StatusForbidden, "Signed out", "This console session was signed out. Sign in again.")
+		}
 		csrf := s.consoleMAC("csrf", sid)
 		c.Set(consoleCSRFKey, csrf)
+		c.Set(consoleSIDKey, sid)
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get(csrfField)), []byte(csrf)) != 1 || !s.sameOrigin(r) {
 				s.log.WarnContext(r.Context(), "console: form refused (CSRF)", "path", r.URL.Path, "remote", remoteOf(r))
@@ -282,7 +294,19 @@ func (s *Server) consoleLogin(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, consolePath+"/")
 }
 
+// consoleLogoutKey is the replay-table key that marks a console session signed out.
+func consoleLogoutKey(sid string) string { return "console-logout:" + sid }
+
+// consoleLogout ends the session for good: the cookie is stateless (its MAC is the proof), so
+// clearing it in this browser is not enough against a copy of it; the session id is recorded
+// as signed out until the session would have expired.
 func (s *Server) consoleLogout(c echo.Context) error {
+	if sid, _ := c.Get(consoleSIDKey).(string); sid != "" {
+		if err := s.store.MarkReplay(c.Request().Context(), consoleLogoutKey(sid), time.Now().Add(consoleSessionTTL)); err != nil && !errors.Is(err, storage.ErrReplayed) {
+			s.log.ErrorContext(c.Request().Context(), "console: recording the sign-out failed", "error", err)
+			return s.consoleError(c, http.StatusServiceUnavailable, "Database unavailable", "The sign-out could not be recorded. Try again shortly.")
+		}
+	}
 	c.SetCookie(s.consoleCookie(consoleCookie, "", -1))
 	return c.Redirect(http.StatusSeeOther, consolePath+"/login")
 }

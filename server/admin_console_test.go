@@ -174,11 +174,24 @@ func TestConsole_LoginAndSession(t *testing.T) {
 	})
 	t.Run("logout", func(t *testing.T) {
 		u.get("/admin/ui/")
+		consoleURL, _ := url.Parse(env.URL + "/admin/ui/")
+		copied := u.http.Jar.Cookies(consoleURL) // a copy of the session cookie, as a thief would keep it
 		if p := u.post("/admin/ui/logout", url.Values{}); p.Status != 303 || p.Location != "/admin/ui/login" {
 			t.Fatalf("logout: %d %q", p.Status, p.Location)
 		}
 		if p := u.get("/admin/ui/"); p.Status != 303 {
 			t.Fatalf("after logout: %d", p.Status)
+		}
+		// The copy is signed out too: the session id is recorded as ended, not only the
+		// browser's cookie cleared.
+		other := newConsoleUser(t, env)
+		other.http.Jar.SetCookies(consoleURL, copied)
+		if p := other.get("/admin/ui/clients"); p.Status != 303 || p.Location != "/admin/ui/login" {
+			t.Fatalf("the session cookie copied before sign-out: %d %q, want a redirect to sign in", p.Status, p.Location)
+		}
+		// A new sign-in works.
+		if p := other.login(); p.Status != 200 {
+			t.Fatalf("sign in again: %d", p.Status)
 		}
 	})
 }

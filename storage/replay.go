@@ -42,17 +42,26 @@ func (s *Store) MarkReplay(ctx context.Context, key string, expiresAt time.Time)
 	return nil
 }
 
+// ReplayRecorded reports whether key is recorded (MarkReplay) and not expired.
+func (s *Store) ReplayRecorded(ctx context.Context, key string) (bool, error) {
+	var n int64
+	err := s.conn(ctx).Model(&replayModel{}).
+		Where("key_hash = ? AND expires_at > ?", hashSignature(key), dbTime(s.now())).
+		Count(&n).Error
+	if err != nil {
+		return false, mapError("replay lookup", err)
+	}
+	return n > 0, nil
+}
+
 // ClientAssertionJWTValid implements fosite.ClientManager (RFC 7523 §3 item 7): fosite.ErrJTIKnown
 // when the jti is recorded and not expired.
 func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
-	var n int64
-	err := s.conn(ctx).Model(&replayModel{}).
-		Where("key_hash = ? AND expires_at > ?", hashSignature(ClientAssertionReplayKey(jti)), dbTime(s.now())).
-		Count(&n).Error
+	known, err := s.ReplayRecorded(ctx, ClientAssertionReplayKey(jti))
 	if err != nil {
-		return mapError("client assertion jti", err)
+		return fmt.Errorf("storage: client assertion jti: %w", err)
 	}
-	if n > 0 {
+	if known {
 		return fosite.ErrJTIKnown
 	}
 	return nil
