@@ -103,18 +103,25 @@ func TestPoPChallenge(t *testing.T) {
 		name       string
 		env        *testEnv
 		challenge  any
+		claim      string // default "challenge"
 		advance    time.Duration
 		wantErr    error
 		wantStatus string
 	}{
-		{"required_valid", required, valid, 0, nil, ChallengeValid},
-		{"required_missing", required, nil, 0, ErrChallengeMissing, ChallengeMissing},
-		{"required_invalid", required, "not-a-challenge-value", 0, ErrChallengeInvalid, ChallengeInvalid},
-		{"required_expired", required, old, 6 * time.Minute, ErrChallengeExpired, ChallengeInvalid},
-		{"required_not_a_string", required, 12345, 0, ErrChallengeInvalid, ChallengeInvalid},
-		{"optional_absent", optional, nil, 0, nil, ChallengeNone},
-		{"optional_presented_valid", optional, valid, 0, nil, ChallengeValid},
-		{"optional_presented_invalid", optional, "bogus-challenge-value", 0, ErrChallengeInvalid, ChallengeInvalid},
+		{"required_valid", required, valid, "", 0, nil, ChallengeValid},
+		{"required_missing", required, nil, "", 0, ErrChallengeMissing, ChallengeMissing},
+		{"required_invalid", required, "not-a-challenge-value", "", 0, ErrChallengeInvalid, ChallengeInvalid},
+		{"required_expired", required, old, "", 6 * time.Minute, ErrChallengeExpired, ChallengeInvalid},
+		{"required_not_a_string", required, 12345, "", 0, ErrChallengeInvalid, ChallengeInvalid},
+		{"optional_absent", optional, nil, "", 0, nil, ChallengeNone},
+		{"optional_presented_valid", optional, valid, "", 0, nil, ChallengeValid},
+		{"optional_presented_invalid", optional, "bogus-challenge-value", "", 0, ErrChallengeInvalid, ChallengeInvalid},
+		// Profile §2: a server challenge in the wrong claim is refused; another nonce is ignored.
+		{"optional_challenge_in_nonce", optional, valid, "nonce", 0, ErrChallengeInvalid, ChallengeInvalid},
+		{"optional_expired_challenge_in_nonce", optional, old, "nonce", 6 * time.Minute, ErrChallengeInvalid, ChallengeInvalid},
+		{"optional_other_nonce_ignored", optional, "n-0S6_WzA2Mj", "nonce", 0, nil, ChallengeNone},
+		{"required_challenge_in_nonce", required, valid, "nonce", 0, ErrChallengeInvalid, ChallengeInvalid},
+		{"required_other_nonce_is_missing", required, "n-0S6_WzA2Mj", "nonce", 0, ErrChallengeMissing, ChallengeMissing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +129,11 @@ func TestPoPChallenge(t *testing.T) {
 			defer tt.env.clock.Advance(-tt.advance)
 			pop := tt.env.pop(func(h, c map[string]any) {
 				if tt.challenge != nil {
-					c["challenge"] = tt.challenge
+					claim := tt.claim
+					if claim == "" {
+						claim = "challenge"
+					}
+					c[claim] = tt.challenge
 				}
 			})
 			res, err := tt.env.authenticate(tt.env.attestation(nil), pop)

@@ -2,6 +2,7 @@ package clientauth
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -212,10 +213,15 @@ func (v *Verifier) checkPoPExpNbf(c *popClaims, now time.Time) error {
 
 // checkPoPChallenge implements ABCA-09 §7.2 steps 5 and 8 (one check: the draft states it
 // twice) with profile §5: with challenge_required the challenge claim must be present; a
-// presented challenge must be a string this server issued within challenge_ttl.
+// presented challenge must be a string this server issued within challenge_ttl; and a challenge
+// of this server in the wrong claim (nonce, as in the -09 examples) is refused (profile §2),
+// while any other nonce value is ignored (decision 8).
 func (v *Verifier) checkPoPChallenge(c *popClaims) (string, error) {
 	raw, present := c.claims["challenge"]
 	if !present {
+		if nonce, ok := jsonString(c.claims["nonce"]); ok && v.issuedHere(nonce) {
+			return ChallengeInvalid, fmt.Errorf("%w: a challenge of this server is in the nonce claim; ABCA-09 §5.1 carries it in challenge", ErrChallengeInvalid)
+		}
 		if v.cfg.ChallengeRequired {
 			return ChallengeMissing, fmt.Errorf("%w: the PoP has no challenge claim", ErrChallengeMissing)
 		}
@@ -229,6 +235,12 @@ func (v *Verifier) checkPoPChallenge(c *popClaims) (string, error) {
 		return ChallengeInvalid, err
 	}
 	return ChallengeValid, nil
+}
+
+// issuedHere reports whether s is a challenge this server issued, expired or not.
+func (v *Verifier) issuedHere(s string) bool {
+	err := v.CheckChallenge(s)
+	return err == nil || errors.Is(err, ErrChallengeExpired)
 }
 
 // replayExpiry is when a replay entry for a proof issued at iat may be forgotten: after the
