@@ -57,6 +57,9 @@ func withPeekPAR(ctx context.Context) context.Context {
 	return context.WithValue(ctx, peekPARKey{}, true)
 }
 
+// maxAssertionLifetime bounds how far in the future an RFC 7523 client assertion may expire.
+const maxAssertionLifetime = time.Hour
+
 // ClientAssertionJWTValid implements fosite.ClientManager. At the token endpoint the check is
 // left to the grant's commit, where the jti is inserted atomically with the token (a live
 // duplicate fails it), so it is not read twice.
@@ -71,6 +74,11 @@ func (f fositeStore) ClientAssertionJWTValid(ctx context.Context, jti string) er
 // endpoint the jti joins the grant's replay keys (storage.CommitGrant), so a private_key_jwt
 // token costs one transaction like an attested one; elsewhere it is recorded at once.
 func (f fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	// RFC 7523 §3 item 4: an exp unreasonably far in the future may be refused. Its jti would
+	// be kept until then (decision S23).
+	if exp.After(time.Now().Add(maxAssertionLifetime)) {
+		return fosite.ErrInvalidClient.WithHintf("The client assertion expires more than %s from now.", maxAssertionLifetime)
+	}
 	if out := outcomeFrom(ctx); out != nil && out.deferAssertion {
 		out.assertionKey = &storage.ReplayKey{Key: storage.ClientAssertionReplayKey(jti), ExpiresAt: exp}
 		return nil

@@ -122,6 +122,14 @@ func TestClientCredentials_PrivateKeyJWT(t *testing.T) {
 	if r := env.post("/oauth2/token", form(assertion("jti-2", time.Now().Add(-time.Minute))), nil); r.Status != 401 || r.Error != "invalid_client" {
 		t.Fatalf("expired assertion: %d %s, want 401 invalid_client", r.Status, r.Error)
 	}
+	// An exp unreasonably far away is refused (RFC 7523 §3 item 4; its jti would be kept until
+	// then), an hour is accepted (decision S23).
+	if r := env.post("/oauth2/token", form(assertion("jti-far", time.Now().Add(365*24*time.Hour))), nil); r.Status != 401 || r.Error != "invalid_client" {
+		t.Fatalf("assertion expiring in a year: %d %s, want 401 invalid_client", r.Status, r.Error)
+	}
+	if r := env.post("/oauth2/token", form(assertion("jti-hour", time.Now().Add(59*time.Minute))), nil); r.Status != 200 {
+		t.Fatalf("assertion expiring in 59 minutes: %d %s %s", r.Status, r.Error, r.Description)
+	}
 	other := newECKey(t)
 	forged := sign(t, other, jose.ES256, "JWT", map[jose.HeaderKey]any{"kid": "c1"}, map[string]any{
 		"iss": "pkjwt", "sub": "pkjwt", "aud": env.URL + "/oauth2/token", "jti": "jti-3", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
