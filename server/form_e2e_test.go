@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -59,5 +60,40 @@ func TestBackChannelFormSyntax(t *testing.T) {
 	}
 	if ds := env.decisions(); len(ds) != 1 || ds[0].Decision != "accepted" || ds[0].TokenRequestID != "" {
 		t.Fatalf("decisions = %+v, want one accepted attestation without a token", ds)
+	}
+}
+
+// A pushed request is validated as an authorization request would be (RFC 9126 §2.1),
+// PKCE included: fosite checks it only when the code is issued, after the user signed in.
+func TestPARChecksPKCEAtPush(t *testing.T) {
+	env := newTestServer(t, nil)
+	s256 := strings.Repeat("a", 43)
+	tests := []struct {
+		name, challenge, method string
+		want                    int
+	}{
+		{"s256", s256, "S256", 201},
+		{"missing_for_public_client", "", "", 400},
+		{"method_without_challenge", "", "S256", 400},
+		{"plain", s256, "plain", 400},
+		{"method_omitted_means_plain", s256, "", 400},
+		{"too_short", strings.Repeat("a", 42), "S256", 400},
+		{"too_long", strings.Repeat("a", 129), "S256", 400},
+		{"bad_character", strings.Repeat("a", 42) + "+", "S256", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{"client_id": {webClientID}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"}, "state": {randomString(t)}}
+			if tt.challenge != "" {
+				form.Set("code_challenge", tt.challenge)
+			}
+			if tt.method != "" {
+				form.Set("code_challenge_method", tt.method)
+			}
+			r := env.post("/oauth2/par", form, nil)
+			if r.Status != tt.want || (tt.want == 400 && r.Error != "invalid_request") {
+				t.Fatalf("%d %q %s, want %d", r.Status, r.Error, r.Description, tt.want)
+			}
+		})
 	}
 }
