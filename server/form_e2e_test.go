@@ -97,3 +97,19 @@ func TestPARChecksPKCEAtPush(t *testing.T) {
 		})
 	}
 }
+
+// A request with no client authentication at all is invalid_client with 401 at every
+// endpoint that authenticates clients (RFC 6749 §5.2, "no client authentication included").
+func TestNoClientAuthenticationIsInvalidClient(t *testing.T) {
+	env := newTestServer(t, nil)
+	for path, form := range map[string]url.Values{
+		"/oauth2/token":      {"grant_type": {"client_credentials"}},
+		"/oauth2/revoke":     {"token": {"x"}},
+		"/oauth2/introspect": {"token": {"x"}},
+	} {
+		r := env.post(path, form, nil)
+		if r.Status != 401 || r.Error != "invalid_client" || r.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s without credentials: %d %q (WWW-Authenticate %q), want 401 invalid_client", path, r.Status, r.Error, r.Header.Get("WWW-Authenticate"))
+		}
+	}
+}
