@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -30,6 +31,10 @@ type secretCache struct {
 	inner fosite.Hasher
 	key   [32]byte
 	now   func() time.Time
+	// slots bounds the bcrypt comparisons running at once (bcryptSlots): a flood of wrong
+	// secrets, each ~50 ms of CPU, then occupies at most that many cores and the rest of the
+	// server (attested tokens, cached secrets) keeps the others.
+	slots chan struct{}
 
 	mu      sync.Mutex
 	entries map[string]secretEntry // by stored hash
@@ -40,8 +45,11 @@ type secretEntry struct {
 	expires time.Time
 }
 
+// bcryptSlots is how many bcrypt comparisons may run at once: half the cores, at least one.
+func bcryptSlots() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
 func newSecretCache(inner fosite.Hasher) (*secretCache, error) {
-	c := &secretCache{inner: inner, now: time.Now, entries: make(map[string]secretEntry)}
+	c := &secretCache{inner: inner, now: time.Now, entries: make(map[string]secretEntry), slots: make(chan struct{}, bcryptSlots())}
 	if _, err := rand.Read(c.key[:]); err != nil {
 		return nil, fmt.Errorf("secret cache key: %w", err)
 	}
@@ -72,7 +80,14 @@ func (c *secretCache) Compare(ctx context.Context, hash, data []byte) error {
 	if ok && now.Before(e.expires) && hmac.Equal(e.mac[:], mac[:]) {
 		return nil
 	}
-	if err := c.inner.Compare(ctx, hash, data); err != nil {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to compare a client secret: %w", ctx.Err())
+	}
+	err := c.inner.Compare(ctx, hash, data)
+	<-c.slots
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,5 +133,71 @@ func TestDummyHashCost(t *testing.T) {
 				t.Fatalf("cost %d (%v), want %d", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// blockingHasher holds every comparison until release is closed, recording the most that ran
+// at once.
+type blockingHasher struct {
+	fosite.Hasher
+	release      chan struct{}
+	running, max atomic.Int64
+}
+
+func (h *blockingHasher) Compare(ctx context.Context, hash, data []byte) error {
+	n := h.running.Add(1)
+	for {
+		m := h.max.Load()
+		if n <= m || h.max.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	<-h.release
+	h.running.Add(-1)
+	return h.Hasher.Compare(ctx, hash, data)
+}
+
+// A flood of uncached comparisons runs at most bcryptSlots() bcrypts at once; a secret already
+// verified is answered from the cache without waiting for a slot, and a request that ends while
+// waiting gives up.
+func TestSecretCacheBoundsConcurrentBcrypt(t *testing.T) {
+	ctx := context.Background()
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := &blockingHasher{Hasher: &fosite.BCrypt{Config: &fosite.Config{}}, release: make(chan struct{})}
+	c, err := newSecretCache(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cache the right secret first (its comparison must be released).
+	go func() { inner.release <- struct{}{} }()
+	if err := c.Compare(ctx, hash, []byte("right")); err != nil {
+		t.Fatal(err)
+	}
+
+	const flood = 8
+	var wg sync.WaitGroup
+	for range flood {
+		wg.Go(func() { _ = c.Compare(ctx, hash, []byte("wrong")) })
+	}
+	// Wait until the slots are taken.
+	deadline := time.Now().Add(5 * time.Second)
+	for inner.running.Load() < int64(bcryptSlots()) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.Compare(ctx, hash, []byte("right")); err != nil {
+		t.Fatalf("cached secret while bcrypt slots are full: %v", err)
+	}
+	waiting, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.Compare(waiting, hash, []byte("another-wrong")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ended request waiting for a slot: %v, want context.Canceled", err)
+	}
+	close(inner.release)
+	wg.Wait()
+	if got := inner.max.Load(); got > int64(bcryptSlots()) || got < 1 {
+		t.Fatalf("%d bcrypt comparisons ran at once, want at most %d", got, bcryptSlots())
 	}
 }
