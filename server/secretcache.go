@@ -73,11 +73,7 @@ func (c *secretCache) mac(hash, secret []byte) [sha256.Size]byte {
 // inner hasher and a match is remembered.
 func (c *secretCache) Compare(ctx context.Context, hash, data []byte) error {
 	mac := c.mac(hash, data)
-	now := c.now()
-	c.mu.Lock()
-	e, ok := c.entries[string(hash)]
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) && hmac.Equal(e.mac[:], mac[:]) {
+	if c.cached(hash, mac) {
 		return nil
 	}
 	select {
@@ -85,8 +81,13 @@ func (c *secretCache) Compare(ctx context.Context, hash, data []byte) error {
 	case <-ctx.Done():
 		return fmt.Errorf("waiting to compare a client secret: %w", ctx.Err())
 	}
+	if c.cached(hash, mac) { // verified by a request that held the slot before this one
+		<-c.slots
+		return nil
+	}
 	err := c.inner.Compare(ctx, hash, data)
 	<-c.slots
+	now := c.now()
 	if err != nil {
 		return err
 	}
@@ -104,6 +105,14 @@ func (c *secretCache) Compare(ctx context.Context, hash, data []byte) error {
 	c.entries[string(hash)] = secretEntry{mac: mac, expires: now.Add(secretCacheTTL)}
 	c.mu.Unlock()
 	return nil
+}
+
+// cached reports whether mac is the remembered match for hash (constant-time comparison).
+func (c *secretCache) cached(hash []byte, mac [sha256.Size]byte) bool {
+	c.mu.Lock()
+	e, ok := c.entries[string(hash)]
+	c.mu.Unlock()
+	return ok && c.now().Before(e.expires) && hmac.Equal(e.mac[:], mac[:])
 }
 
 // Hash implements fosite.Hasher (not cached: hashing happens when a secret is set).

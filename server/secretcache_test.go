@@ -201,3 +201,32 @@ func TestSecretCacheBoundsConcurrentBcrypt(t *testing.T) {
 		t.Fatalf("%d bcrypt comparisons ran at once, want at most %d", got, bcryptSlots())
 	}
 }
+
+// Concurrent first requests with the same right secret share one verification: whoever gets
+// a bcrypt slot after it finds the secret cached.
+func TestSecretCacheConcurrentFirstUse(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := &countingHasher{Hasher: &fosite.BCrypt{Config: &fosite.Config{}}}
+	c, err := newSecretCache(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() { errs <- c.Compare(context.Background(), hash, []byte("right")) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := inner.compares.Load(); got < 1 || got > int64(bcryptSlots()) {
+		t.Fatalf("%d bcrypt comparisons for 16 concurrent uses of one secret, want 1..%d", got, bcryptSlots())
+	}
+}
