@@ -85,12 +85,17 @@ func (c *secretCache) Compare(ctx context.Context, hash, data []byte) error {
 		<-c.slots
 		return nil
 	}
-	err := c.inner.Compare(ctx, hash, data)
-	<-c.slots
-	now := c.now()
-	if err != nil {
+	defer func() { <-c.slots }() // after remembering a match: the next holder finds it cached
+	if err := c.inner.Compare(ctx, hash, data); err != nil {
 		return err
 	}
+	c.remember(hash, mac)
+	return nil
+}
+
+// remember caches mac as the match for hash, for secretCacheTTL.
+func (c *secretCache) remember(hash []byte, mac [sha256.Size]byte) {
+	now := c.now()
 	c.mu.Lock()
 	if len(c.entries) >= secretCacheEntries {
 		for k, old := range c.entries { // drop what has expired; if nothing has, start over
@@ -104,7 +109,6 @@ func (c *secretCache) Compare(ctx context.Context, hash, data []byte) error {
 	}
 	c.entries[string(hash)] = secretEntry{mac: mac, expires: now.Add(secretCacheTTL)}
 	c.mu.Unlock()
-	return nil
 }
 
 // cached reports whether mac is the remembered match for hash (constant-time comparison).
