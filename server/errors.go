@@ -59,12 +59,16 @@ func (s *Server) writeOAuthError(rw http.ResponseWriter, r *http.Request, out *o
 	}
 	h := rw.Header()
 	if status == http.StatusUnauthorized {
+		// RFC 6749 §5.2: the scheme the client used; the method name where it used no HTTP
+		// authentication scheme (attestation, as profile §2 says, and RFC 7523 assertions).
 		scheme := "Basic"
 		switch {
 		case out != nil && out.client != nil && isAttestationMethod(out.client.TokenEndpointAuthMethod):
 			scheme = out.client.TokenEndpointAuthMethod
 		case out != nil && out.client == nil && clientauth.HasAttestation(r.Header):
 			scheme = clientauth.AuthMethodAttestJWT
+		case r.Header.Get("Authorization") == "" && r.PostForm.Get("client_assertion") != "":
+			scheme = "private_key_jwt"
 		}
 		h.Set("WWW-Authenticate", scheme+` realm="authz", error="`+rfc.ErrorField+`"`)
 	}

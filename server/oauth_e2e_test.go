@@ -137,6 +137,20 @@ func TestClientCredentials_PrivateKeyJWT(t *testing.T) {
 	if r := env.post("/oauth2/token", form(forged), nil); r.Status != 401 || r.Error != "invalid_client" {
 		t.Fatalf("wrong key: %d %s, want 401 invalid_client", r.Status, r.Error)
 	}
+	// A key the client never registered (unknown kid) is an invalid assertion too (RFC 7523
+	// §3.2: invalid_client), and a 401 for private_key_jwt does not ask for Basic.
+	unknownKid := sign(t, clientKey, jose.ES256, "JWT", map[jose.HeaderKey]any{"kid": "c9"}, map[string]any{
+		"iss": "pkjwt", "sub": "pkjwt", "aud": env.URL + "/oauth2/token", "jti": "jti-kid", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
+	})
+	if r := env.post("/oauth2/token", form(unknownKid), nil); r.Status != 401 || r.Error != "invalid_client" || strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic") {
+		t.Fatalf("unknown kid: %d %s (WWW-Authenticate %q), want 401 invalid_client without Basic", r.Status, r.Error, r.Header.Get("WWW-Authenticate"))
+	}
+	// A wrong client_assertion_type stays a malformed request.
+	wrongType := form(assertion("jti-type", time.Now().Add(time.Minute)))
+	wrongType.Set("client_assertion_type", "urn:example:other")
+	if r := env.post("/oauth2/token", wrongType, nil); r.Status != 400 || r.Error != "invalid_request" {
+		t.Fatalf("unknown client_assertion_type: %d %s, want 400 invalid_request", r.Status, r.Error)
+	}
 
 	// The jti is recorded with the grant: of concurrent uses of one assertion exactly one gets
 	// a token (RFC 7523 §3 item 7).

@@ -159,6 +159,9 @@ func (s *Server) refuseOtherClient(out *outcome, named, authenticated string) er
 	return fosite.ErrInvalidRequest.WithHint("The client_id parameter names another client than the one the credentials authenticate.").WithWrap(err)
 }
 
+// jwtBearerAssertionType is the RFC 7523 §2.2 client_assertion_type.
+const jwtBearerAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 // defaultAuth runs fosite's own strategy (never AuthenticateClient: that would recurse).
 // A replayed private_key_jwt assertion is a failed client authentication (RFC 7523 §3, RFC 6749
 // §5.2 invalid_client), not fosite's own "jti_known" code.
@@ -172,6 +175,12 @@ func (s *Server) defaultAuth(ctx context.Context, r *http.Request, form url.Valu
 	var rfc *fosite.RFC6749Error
 	if err != nil && !errors.As(err, &rfc) {
 		return nil, fosite.ErrInvalidClient.WithHint("The client assertion is invalid (expired, not yet valid, or badly signed).").WithWrap(err)
+	}
+	// RFC 7523 §3.2: a client assertion that is not valid is invalid_client; fosite says
+	// invalid_request when it cannot find the assertion's key (an unknown kid, say).
+	if err != nil && errors.Is(err, fosite.ErrInvalidRequest) && form.Get("client_assertion") != "" &&
+		form.Get("client_assertion_type") == jwtBearerAssertionType {
+		return nil, fosite.ErrInvalidClient.WithHint(rfc.HintField).WithWrap(err)
 	}
 	return c, err
 }
