@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -27,6 +28,17 @@ const (
 	csrfField    = "csrf"
 	consentField = "consent"
 )
+
+// writeAuthorizeError answers an authorization error through fosite in the query response
+// mode, the only one authz supports (metadata response_modes_supported): fosite would answer an
+// unsupported response_mode=form_post with a self-submitting page, which the console's CSP
+// blocks, so the client never learned of the error.
+func (s *Server) writeAuthorizeError(ctx context.Context, rw http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	if req, ok := ar.(*fosite.AuthorizeRequest); ok && req.ResponseMode != fosite.ResponseModeDefault && req.ResponseMode != fosite.ResponseModeQuery {
+		req.ResponseMode = fosite.ResponseModeQuery
+	}
+	s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+}
 
 // dummyHashFor returns a hash to compare an unknown user's password with, at the highest bcrypt
 // cost among the configured users, so a failed login takes as long whether or not the username
@@ -80,12 +92,12 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	if decision == "" {
 		ar, err := s.provider.NewAuthorizeRequest(withPeekPAR(ctx), oauthReq)
 		if err != nil {
-			s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+			s.writeAuthorizeError(ctx, rw, ar, err)
 			return nil
 		}
 		client, _ := ar.GetClient().(*storage.Client)
 		if err := requirePKCE(ar, client); err != nil {
-			s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+			s.writeAuthorizeError(ctx, rw, ar, err)
 			return nil
 		}
 		action := "/oauth2/authorize?" + r.URL.RawQuery
@@ -124,12 +136,12 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	}
 	ar, err := s.provider.NewAuthorizeRequest(ctx, oauthReq)
 	if err != nil {
-		s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+		s.writeAuthorizeError(ctx, rw, ar, err)
 		return nil
 	}
 	if decision != "allow" {
 		s.log.InfoContext(ctx, "consent denied", "client_id", ar.GetClient().GetID(), "user", user)
-		s.provider.WriteAuthorizeError(ctx, rw, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
+		s.writeAuthorizeError(ctx, rw, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 		return nil
 	}
 	for _, scope := range ar.GetRequestedScopes() {
@@ -146,7 +158,7 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	}
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
-		s.provider.WriteAuthorizeError(ctx, rw, ar, err)
+		s.writeAuthorizeError(ctx, rw, ar, err)
 		return nil
 	}
 	s.log.InfoContext(ctx, "authorization code issued", "client_id", ar.GetClient().GetID(), "user", user, "scopes", strings.Join(ar.GetGrantedScopes(), " "))

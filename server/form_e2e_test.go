@@ -113,3 +113,25 @@ func TestNoClientAuthenticationIsInvalidClient(t *testing.T) {
 		}
 	}
 }
+
+// authz answers in the query response mode only (metadata response_modes_supported): a
+// request for form_post or fragment gets unsupported_response_mode by query redirect, not a
+// self-submitting page.
+func TestAuthorizeUnsupportedResponseMode(t *testing.T) {
+	env := newTestServer(t, nil)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, mode := range []string{"form_post", "fragment"} {
+		q := url.Values{"client_id": {webClientID}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"},
+			"state": {"state-" + mode}, "code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S256"}, "response_mode": {mode}}
+		resp, err := noRedirect.Get(env.URL + "/oauth2/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode/100 != 3 || err != nil || !strings.HasPrefix(loc.String(), webRedirect) ||
+			loc.Query().Get("error") != "unsupported_response_mode" || loc.Query().Get("state") != "state-"+mode {
+			t.Fatalf("response_mode=%s: %d Location %q, want a query redirect with unsupported_response_mode", mode, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
