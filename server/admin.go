@@ -98,9 +98,16 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if len(values) == 0 {
 			return s.adminUnauthorized(c, "", "The admin API needs 'Authorization: Bearer <admin token>'.")
 		}
-		scheme, token, ok := strings.Cut(values[0], " ")
-		if len(values) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			return s.adminUnauthorized(c, "invalid_request", "The Authorization header must be exactly one 'Bearer <admin token>'.")
+		scheme, token, _ := strings.Cut(values[0], " ")
+		switch {
+		case len(values) == 1 && !strings.EqualFold(strings.TrimSpace(scheme), "Bearer"):
+			// RFC 6750 §3: another authentication scheme gets the challenge without an error code.
+			return s.adminUnauthorized(c, "", "The admin API needs 'Authorization: Bearer <admin token>'.")
+		case len(values) != 1 || strings.TrimSpace(token) == "":
+			// RFC 6750 §3.1: a malformed request is invalid_request, answered with 400.
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="`+adminRealm+`", error="invalid_request"`)
+			writeJSON(c.Response(), http.StatusBadRequest, errorBody{Error: "invalid_request", Description: "The Authorization header must be exactly one 'Bearer <admin token>'."})
+			return nil
 		}
 		if !s.adminTokenMatches(strings.TrimSpace(token)) {
 			s.log.WarnContext(r.Context(), "admin request refused: wrong token", "path", r.URL.Path, "remote", remoteOf(r))

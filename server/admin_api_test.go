@@ -137,8 +137,10 @@ func TestAdmin_Authorization(t *testing.T) {
 		{"no_token", "/admin/attesters", nil, 401, "unauthorized", `Bearer realm="authz-admin"`},
 		{"wrong_token", "/admin/attesters", map[string]string{"Authorization": "Bearer admin-token-for-tests-0123456780"}, 401, "invalid_token", `Bearer realm="authz-admin", error="invalid_token"`},
 		{"token_prefix", "/admin/attesters", map[string]string{"Authorization": "Bearer admin-token"}, 401, "invalid_token", `error="invalid_token"`},
-		{"basic_scheme", "/admin/attesters", map[string]string{"Authorization": "Basic " + adminToken}, 401, "invalid_request", `error="invalid_request"`},
-		{"bearer_without_token", "/admin/attesters", map[string]string{"Authorization": "Bearer"}, 401, "invalid_request", `error="invalid_request"`},
+		// RFC 6750 §3: another scheme is a plain challenge; §3.1: a malformed Bearer is 400.
+		{"basic_scheme", "/admin/attesters", map[string]string{"Authorization": "Basic " + adminToken}, 401, "unauthorized", `Bearer realm=`},
+		{"bearer_without_token", "/admin/attesters", map[string]string{"Authorization": "Bearer"}, 400, "invalid_request", `error="invalid_request"`},
+		{"bearer_blank_token", "/admin/attesters", map[string]string{"Authorization": "Bearer \t"}, 400, "invalid_request", `error="invalid_request"`},
 		{"token_in_query_access_token", "/admin/attesters?access_token=" + adminToken, nil, 400, "invalid_request", ""},
 		{"token_in_query_even_with_header", "/admin/decisions?access_token=x", map[string]string{"Authorization": good}, 400, "invalid_request", ""},
 		{"token_value_in_any_query_parameter", "/admin/decisions?client_id=" + adminToken, map[string]string{"Authorization": good}, 400, "invalid_request", ""},
@@ -156,7 +158,8 @@ func TestAdmin_Authorization(t *testing.T) {
 					t.Fatalf("error %v, want %s", got, tc.wantError)
 				}
 			}
-			if ch := r.Header.Get("WWW-Authenticate"); !strings.Contains(ch, tc.wantChall) || (tc.wantChall == "" && tc.wantStatus == 401) {
+			if ch := r.Header.Get("WWW-Authenticate"); !strings.Contains(ch, tc.wantChall) || (tc.wantChall == "" && tc.wantStatus == 401) ||
+				(tc.wantError == "unauthorized" && strings.Contains(ch, "error=")) {
 				t.Fatalf("WWW-Authenticate %q, want %q", ch, tc.wantChall)
 			}
 			if r.Status != 200 && strings.Contains(string(r.Body), adminToken) {
