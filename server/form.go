@@ -61,9 +61,24 @@ func parseForm(next echo.HandlerFunc) echo.HandlerFunc {
 // carrying attestation is authenticated first all the same, so its attestation outcome is on
 // record (profile §7) and a failed authentication answers as it would anyway.
 func (s *Server) refuseForm(ctx context.Context, rw http.ResponseWriter, r *http.Request, out *outcome, formErr error) {
-	if clientauth.HasAttestation(r.Header) {
+	if s.attestationOutcomeDue(ctx, r) {
 		_, _ = s.authenticateClient(ctx, r, r.PostForm)
 		s.recordDecision(ctx, out, nil)
 	}
 	s.writeOAuthError(rw, r, out, formErr)
+}
+
+// attestationOutcomeDue reports whether profile §7 wants a decision record for a request that
+// is refused before client authentication: it carries attestation, or the client it names is
+// registered for an attestation method or requires attestation.
+func (s *Server) attestationOutcomeDue(ctx context.Context, r *http.Request) bool {
+	if clientauth.HasAttestation(r.Header) {
+		return true
+	}
+	id := claimedClientID(r, r.PostForm)
+	if id == "" {
+		return false
+	}
+	c, err := s.clients.get(ctx, s.store, id, s.defaultAudience())
+	return err == nil && (isAttestationMethod(c.TokenEndpointAuthMethod) || c.RequireAttestation)
 }

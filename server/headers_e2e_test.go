@@ -113,3 +113,35 @@ func TestTokenRequestRefusedBeforeAuthenticationIsOnRecord(t *testing.T) {
 		t.Fatalf("bad PoP, no grant: %+v, want rejected pop_signature_invalid", d)
 	}
 }
+
+// A client registered for attestation leaves a record even when its request is refused before
+// authentication and carries no attestation headers; an attestation whose sub cannot be read
+// is reported as malformed, not as an unregistered client.
+func TestEarlyRefusalsOfAttestationClients(t *testing.T) {
+	env := newTestServer(t, nil)
+	if r := env.post("/oauth2/token", url.Values{"client_id": {agentID}}, nil); r.Status/100 != 4 {
+		t.Fatalf("attestation client, no grant_type, no headers: %d", r.Status)
+	}
+	// Its failed authentication answers first, as everywhere.
+	if r := env.post("/oauth2/token", url.Values{"client_id": {agentID}, "grant_type": {"client_credentials"}, "scope": {"read", "write"}}, nil); r.Status != 401 || r.Error != "invalid_client" {
+		t.Fatalf("attestation client without attestation, scope twice: %d %q, want 401 invalid_client", r.Status, r.Error)
+	}
+	if r := env.post("/oauth2/token", ccForm, map[string]string{
+		"OAuth-Client-Attestation":     "eyJhbGciOiJFUzI1NiJ9.bm90LWpzb24.c2ln",
+		"OAuth-Client-Attestation-PoP": env.pop(env.Instance, ""),
+	}); r.Status != 401 || r.Error != "invalid_client" || strings.Contains(r.Description, "not registered") {
+		t.Fatalf("unreadable attestation: %d %q %q, want 401 invalid_client not blaming registration", r.Status, r.Error, r.Description)
+	}
+	ds := env.decisions() // newest first
+	if len(ds) != 3 {
+		t.Fatalf("decisions = %+v, want 3", ds)
+	}
+	if ds[0].Reason != "attestation_malformed" {
+		t.Errorf("unreadable attestation: reason %q, want attestation_malformed", ds[0].Reason)
+	}
+	for _, d := range ds[1:] {
+		if d.ClientID != agentID || d.Decision != "rejected" {
+			t.Errorf("early refusal of %s: %+v, want a rejected record", agentID, d)
+		}
+	}
+}

@@ -75,6 +75,8 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 			out.attestation = clientauth.Unverified(r.Header) // for the audit record only
 			if err := clientauth.CheckHeaderShape(r.Header); err != nil {
 				out.authErr = err
+			} else if id == "" {
+				out.authErr = fmt.Errorf("%w: its sub could not be read", clientauth.ErrAttestationMalformed)
 			} else {
 				out.authErr = fmt.Errorf("%w: client %q is not registered", clientauth.ErrUnknownClient, id)
 			}

@@ -50,7 +50,7 @@ func (s *Server) handleToken(c echo.Context) error {
 		return nil
 	}
 	if err != nil {
-		if !out.authRan && clientauth.HasAttestation(r.Header) {
+		if !out.authRan && s.attestationOutcomeDue(ctx, r) {
 			// fosite refused the request before it authenticated the client (no grant_type, an
 			// empty body): the attestation's outcome is still due on record (profile §7).
 			// Authentication here writes nothing but the outcome (replay keys go with grants).
