@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/authz/authz/internal/strictjson"
 	"github.com/authz/authz/storage"
 )
 
@@ -203,13 +205,24 @@ func pathParam(c echo.Context, name string) string {
 }
 
 // decodeAdminJSON strictly decodes a JSON request body into v: the content type must be JSON,
-// unknown members are refused, and there must be exactly one value. Problems are returned in
-// plain words (the caller lists them with its own).
+// unknown members and members named twice are refused (encoding/json would keep the last of
+// two client_id members), and there must be exactly one value. Problems are returned in plain
+// words (the caller lists them with its own).
 func decodeAdminJSON(r *http.Request, v any) []string {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
 		return []string{"the request body must be JSON (Content-Type: application/json)"}
 	}
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body) // bounded by the body limit of every route
+	if err != nil {
+		return []string{"the request body could not be read"}
+	}
+	switch err := strictjson.Check(body); {
+	case errors.Is(err, strictjson.ErrDuplicateMember):
+		return []string{"the request body names a member twice"}
+	case errors.Is(err, strictjson.ErrTooDeep):
+		return []string{"the request body is nested too deeply"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return []string{jsonProblem(err)}

@@ -336,6 +336,9 @@ func TestAdmin_AttesterValidation(t *testing.T) {
 		{"not_json", "id=a", []string{"not valid JSON"}},
 		{"empty_body", "", []string{"the request body is empty"}},
 		{"trailing_data", `{"id":"a","jwks_uri":"https://a.example/k"} {}`, []string{"exactly one JSON object"}},
+		{"member_twice", `{"id":"a","id":"b","jwks_uri":"https://a.example/k"}`, []string{"names a member twice"}},
+		{"member_twice_escaped", `{"id":"a","\u0069d":"b","jwks_uri":"https://a.example/k"}`, []string{"names a member twice"}},
+		{"nested_too_deep", `{"id":"a","required_claims":` + strings.Repeat(`{"x":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`, []string{"nested too deeply"}},
 		{"every_problem_listed", map[string]any{"id": "", "hmac_secret": "short", "jwks_uri": "ftp://x", "description": strings.Repeat("d", 501)},
 			[]string{"id: required", "description: at most 500", "jwks_uri: \"ftp://x\"", "hmac_secret: must be at least 32"}},
 	}
