@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,16 @@ const (
 	csrfField    = "csrf"
 	consentField = "consent"
 )
+
+// repeatedParam returns the name of a parameter that appears more than once, or "".
+func repeatedParam(q url.Values) string {
+	for name, values := range q {
+		if len(values) > 1 && !repeatableParams[name] {
+			return name
+		}
+	}
+	return ""
+}
 
 // writeAuthorizeError answers an authorization error through fosite in the query response
 // mode, the only one authz supports (metadata response_modes_supported): fosite would answer an
@@ -77,6 +88,19 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	oauthReq.Form, oauthReq.PostForm = nil, nil
 	oauthReq.Header = r.Header.Clone()
 	oauthReq.Header.Del("Content-Type")
+	if name := repeatedParam(r.URL.Query()); name != "" {
+		// RFC 6749 §3.1: parameters MUST NOT be included more than once. When the client or the
+		// redirect URI is ambiguous the error cannot be redirected (§4.1.2.1).
+		if name == "client_id" || name == "redirect_uri" || name == "request_uri" {
+			return s.renderError(c, http.StatusBadRequest, "Invalid request", "The parameter "+name+" appears more than once in the request.")
+		}
+		ar, err := s.provider.NewAuthorizeRequest(withPeekPAR(ctx), oauthReq)
+		if err == nil {
+			err = fosite.ErrInvalidRequest.WithHintf("The parameter %q appears more than once (RFC 6749 §3.1).", name)
+		}
+		s.writeAuthorizeError(ctx, rw, ar, err)
+		return nil
+	}
 
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil || !validCSRF(csrf, r.PostForm.Get(csrfField)) {

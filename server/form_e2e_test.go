@@ -135,3 +135,41 @@ func TestAuthorizeUnsupportedResponseMode(t *testing.T) {
 		}
 	}
 }
+
+// RFC 6749 §3.1 applies to the authorization endpoint too: a repeated parameter is
+// invalid_request, redirected to the client unless the client or redirect URI itself is the
+// repeated one (then an error page: where to send the answer is ambiguous).
+func TestAuthorizeRepeatedParameters(t *testing.T) {
+	env := newTestServer(t, nil)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := func() url.Values {
+		return url.Values{"client_id": {webClientID}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"},
+			"state": {"state-0123"}, "code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S256"}}
+	}
+	get := func(q url.Values) *http.Response {
+		resp, err := noRedirect.Get(env.URL + "/oauth2/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	q := base()
+	q.Add("scope", "write")
+	resp := get(q)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode/100 != 3 || loc == nil || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "state-0123" {
+		t.Fatalf("scope twice: %d Location %q, want a redirect with invalid_request", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, name := range []string{"client_id", "redirect_uri"} {
+		q := base()
+		q.Add(name, q.Get(name))
+		if resp := get(q); resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+			t.Fatalf("%s twice: %d Location %q, want a 400 page and no redirect", name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	// The request without repetition shows the sign-in page.
+	if resp := get(base()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("valid request: %d", resp.StatusCode)
+	}
+}
