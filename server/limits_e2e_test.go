@@ -37,6 +37,24 @@ func TestOAuthBodyLimit(t *testing.T) {
 			t.Errorf("%s: challenge header present %v, want %v", path, got, wantChallenge)
 		}
 	}
+	// None of those carried attestation: nothing on record. One that does leaves its record
+	// (profile §7), from what the headers tell.
+	if ds := env.decisions(); len(ds) != 0 {
+		t.Fatalf("decisions = %+v, want none", ds)
+	}
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader(big))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range env.attestedHeaders(agentID, env.Instance, "") {
+		req.Header.Set(k, v)
+	}
+	if r := env.do(req); r.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("attested request with a 70 KiB body: %d", r.Status)
+	}
+	ds := env.decisions()
+	if len(ds) != 1 || ds[0].Decision != "rejected" || ds[0].Reason != "request_too_large" || ds[0].ClientID != agentID ||
+		ds[0].InstanceJKT != thumbprint(t, env.Instance) || ds[0].PoPMethod != "attestation_pop_jwt" {
+		t.Fatalf("decisions = %+v, want one rejected request_too_large record for %s", ds, agentID)
+	}
 	// Under the limit the token endpoint answers as usual.
 	if r := env.post("/oauth2/token", ccForm, env.attestedHeaders(agentID, env.Instance, "")); r.Status != 200 {
 		t.Fatalf("normal token request: %d %q", r.Status, r.Error)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/authz/authz/clientauth"
 )
 
 // maxBodyBytes bounds every request body (forms, JSON); fosite itself parses at most 1 MiB.
@@ -93,6 +95,16 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// authenticatesClients reports whether path is an endpoint that authenticates clients
+// (profile §7: token, PAR, introspection, revocation).
+func authenticatesClients(path string) bool {
+	switch path {
+	case "/oauth2/token", "/oauth2/par", "/oauth2/introspect", "/oauth2/revoke":
+		return true
+	}
+	return false
+}
+
 func newRequestID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -126,8 +138,19 @@ func (s *Server) httpError(err error, c echo.Context) {
 	}
 	// Profile §5: every token and PAR response carries a fresh challenge, these included
 	// (a body over the limit is refused before the handler runs).
-	if p := c.Request().URL.Path; c.Request().Method == http.MethodPost && (p == "/oauth2/token" || p == "/oauth2/par") {
+	r := c.Request()
+	if p := r.URL.Path; r.Method == http.MethodPost && (p == "/oauth2/token" || p == "/oauth2/par") {
 		s.setChallengeHeaders(c.Response(), false)
+	}
+	// Profile §7: a request carrying attestation leaves one record, also when its body was too
+	// large to be read (what the headers tell, unverified, and reason request_too_large).
+	if status == http.StatusRequestEntityTooLarge && r.Method == http.MethodPost && authenticatesClients(r.URL.Path) && clientauth.HasAttestation(r.Header) {
+		ctx, out := withOutcome(r.Context(), r.URL.Path)
+		out.auditDue = true
+		out.attestation = clientauth.Unverified(r.Header)
+		out.claimedClientID = out.attestation.ClientID
+		out.authErr, out.reason = errors.New("request body too large"), "request_too_large"
+		s.recordDecision(ctx, out, nil)
 	}
 	writeJSON(c.Response(), status, errorBody{Error: code, Description: http.StatusText(status)})
 }
