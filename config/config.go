@@ -49,6 +49,7 @@ type Config struct {
 	Users       []User      `yaml:"users"`
 	Audit       Audit       `yaml:"audit"`
 	Tokens      Tokens      `yaml:"tokens"`
+	DPoP        DPoP        `yaml:"dpop"`
 	Log         Log         `yaml:"log"`
 	HTTP        HTTP        `yaml:"http"`
 	RateLimit   RateLimit   `yaml:"rate_limit"`
@@ -142,6 +143,15 @@ type Tokens struct {
 	// DefaultAudience is the aud of access tokens requested without a resource or audience
 	// (RFC 9068 §3); empty means the issuer.
 	DefaultAudience string `yaml:"default_audience"`
+}
+
+// DPoP configures RFC 9449 proofs outside attestation's combined mode (which always uses the
+// attestation challenge as its nonce).
+type DPoP struct {
+	// NonceRequired makes the token and PAR endpoints demand a server-provided nonce in every
+	// plain DPoP proof (RFC 9449 §8): a proof without a current one is answered with
+	// use_dpop_nonce and a fresh DPoP-Nonce header.
+	NonceRequired bool `yaml:"nonce_required"`
 }
 
 // Log configures logging.

@@ -81,6 +81,15 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if _, err := Parse(nil, []string{"AUTHZ_ATTESTATION_POP_MAX_AGE=soon"}); err == nil || !strings.Contains(err.Error(), "AUTHZ_ATTESTATION_POP_MAX_AGE") {
 		t.Fatalf("bad override: %v", err)
 	}
+	// dpop.nonce_required from the file and from the environment.
+	cfg, err = Parse([]byte("issuer: http://127.0.0.1:9000\ndpop:\n  nonce_required: true\n"), nil)
+	if err != nil || !cfg.DPoP.NonceRequired {
+		t.Fatalf("dpop.nonce_required from the file: %v %+v", err, cfg.DPoP)
+	}
+	cfg, err = Parse([]byte("issuer: http://127.0.0.1:9000\n"), []string{"AUTHZ_DPOP_NONCE_REQUIRED=true"})
+	if err != nil || !cfg.DPoP.NonceRequired {
+		t.Fatalf("AUTHZ_DPOP_NONCE_REQUIRED: %v %+v", err, cfg.DPoP)
+	}
 	// Numbers: every scalar key, the rate limits included, can come from the environment.
 	cfg, err = Parse([]byte("issuer: http://127.0.0.1:9000\n"), []string{"AUTHZ_RATE_LIMIT_PER_ADDRESS=5.5", "AUTHZ_RATE_LIMIT_PER_CLIENT_BURST=7"})
 	if err != nil {

@@ -210,3 +210,38 @@ func TestDPoP_AuthorizationCodeBinding(t *testing.T) {
 }
 
 var _ = context.Background
+
+// dpop.nonce_required: plain DPoP proofs must carry a nonce the server provided (RFC 9449 §8).
+// A proof without one, or with one the server did not issue, is answered with use_dpop_nonce
+// and a fresh DPoP-Nonce; every answer to a DPoP request carries the next nonce.
+func TestDPoP_ServerNonceRequired(t *testing.T) {
+	env := newTestServer(t, func(c *config.Config) {
+		c.DPoP.NonceRequired = true
+		c.Clients = append(c.Clients, config.Client{ClientID: "agent-web", TokenEndpointAuthMethod: config.AuthMethodAttestJWT,
+			GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"read"}, RedirectURIs: []string{webRedirect}})
+	})
+	key := newECKey(t)
+	r := basicReq(t, env, ccForm, map[string]string{"DPoP": env.dpopProof(key, "POST", "/oauth2/token", "", "")})
+	nonce := r.Header.Get("DPoP-Nonce")
+	if r.Status != 400 || r.Error != "use_dpop_nonce" || nonce == "" {
+		t.Fatalf("proof without a nonce: %d %q, DPoP-Nonce %q; want 400 use_dpop_nonce with a nonce", r.Status, r.Error, nonce)
+	}
+	if r := basicReq(t, env, ccForm, map[string]string{"DPoP": env.dpopProof(key, "POST", "/oauth2/token", "c3RhbGUtc3RhbGUtc3RhbGUtc3RhbGU", "")}); r.Status != 400 || r.Error != "use_dpop_nonce" || r.Header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("proof with a nonce the server never issued: %d %q", r.Status, r.Error)
+	}
+	r = basicReq(t, env, ccForm, map[string]string{"DPoP": env.dpopProof(key, "POST", "/oauth2/token", nonce, "")})
+	if r.Status != 200 || r.TokenType != "DPoP" || r.Header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("proof with the server's nonce: %d %q %s, token_type %q, DPoP-Nonce %q", r.Status, r.Error, r.Description, r.TokenType, r.Header.Get("DPoP-Nonce"))
+	}
+	// PAR applies the same rule to a plain DPoP proof beside attestation.
+	form := url.Values{"client_id": {"agent-web"}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"}, "state": {randomString(t)}}
+	h := env.attestedHeaders("agent-web", env.Instance, "")
+	h["DPoP"] = env.dpopProof(key, "POST", "/oauth2/par", "", "")
+	if r := env.post("/oauth2/par", form, h); r.Status != 400 || r.Error != "use_dpop_nonce" || r.Header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("PAR with a proof without a nonce: %d %q", r.Status, r.Error)
+	}
+	// Requests without DPoP are unaffected.
+	if r := basicReq(t, env, ccForm, nil); r.Status != 200 || r.TokenType != "bearer" && r.TokenType != "Bearer" {
+		t.Fatalf("bearer token request: %d %q token_type %q", r.Status, r.Error, r.TokenType)
+	}
+}

@@ -73,7 +73,7 @@ func (s *Server) writeOAuthError(rw http.ResponseWriter, r *http.Request, out *o
 		h.Set("WWW-Authenticate", scheme+` realm="authz", error="`+rfc.ErrorField+`"`)
 	}
 	if s.verifier.ChallengesEnabled() || rfc.ErrorField == "use_attestation_challenge" || rfc.ErrorField == "use_dpop_nonce" {
-		s.setChallengeHeaders(rw, rfc.ErrorField == "use_dpop_nonce" || combinedMode(out))
+		s.setChallengeHeaders(rw, rfc.ErrorField == "use_dpop_nonce" || s.dpopNonceDue(r, out))
 	}
 	if status >= 500 {
 		cause := ""

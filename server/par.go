@@ -138,7 +138,7 @@ func (s *Server) handlePAR(c echo.Context) error {
 		return nil
 	}
 	if s.verifier.ChallengesEnabled() {
-		s.setChallengeHeaders(rw, combinedMode(out))
+		s.setChallengeHeaders(rw, s.dpopNonceDue(r, out))
 	}
 	rw.Header().Set("Cache-Control", "no-store")
 	s.provider.WritePushedAuthorizeResponse(ctx, rw, ar, resp)

@@ -131,7 +131,7 @@ func (s *Server) handleToken(c echo.Context) error {
 	s.log.InfoContext(ctx, "token issued", "client_id", ar.GetClient().GetID(), "grant_type", grantOf(ar),
 		"grant_id", ar.GetID(), "attester", attesterOf(out), "instance_jkt", instanceOf(out), "dpop_bound", dpopJKT(out) != "")
 	if s.verifier.ChallengesEnabled() {
-		s.setChallengeHeaders(rw, combinedMode(out))
+		s.setChallengeHeaders(rw, s.dpopNonceDue(r, out))
 	}
 	s.provider.WriteAccessResponse(ctx, rw, ar, resp)
 	return nil
@@ -161,7 +161,33 @@ func (s *Server) verifyPlainDPoP(r *http.Request, accessToken string) (*dpop.Pro
 	if err != nil {
 		return nil, invalidDPoPProof(err)
 	}
+	if s.cfg.DPoP.NonceRequired {
+		// RFC 9449 §8: the nonce is a challenge of this server (stateless, shared by replicas,
+		// valid for challenge_ttl), the same value combined mode uses.
+		if proof.Nonce == "" {
+			return nil, useDPoPNonce(errors.New("the DPoP proof has no nonce"))
+		}
+		if err := s.verifier.CheckChallenge(proof.Nonce); err != nil {
+			return nil, useDPoPNonce(fmt.Errorf("the DPoP nonce is not current: %w", err))
+		}
+	}
 	return proof, nil
+}
+
+// useDPoPNonce is the RFC 9449 §8 answer to a proof without a current server nonce; the
+// response carries a fresh one in DPoP-Nonce (writeOAuthError).
+func useDPoPNonce(err error) *fosite.RFC6749Error {
+	return (&fosite.RFC6749Error{
+		ErrorField:       "use_dpop_nonce",
+		DescriptionField: "Authorization server requires nonce in DPoP proof (RFC 9449 §8).",
+		CodeField:        http.StatusBadRequest,
+	}).WithWrap(err).WithDebug(err.Error())
+}
+
+// dpopNonceDue reports whether a response should carry a fresh DPoP-Nonce: in combined mode,
+// and for plain DPoP requests while dpop.nonce_required is set.
+func (s *Server) dpopNonceDue(r *http.Request, out *outcome) bool {
+	return combinedMode(out) || (s.cfg.DPoP.NonceRequired && plainDPoP(r.Header))
 }
 
 func invalidDPoPProof(err error) *fosite.RFC6749Error {
