@@ -125,8 +125,19 @@ func FuzzParseHeaders(f *testing.F) {
 			if rh.mode == PoPMethodJWT && (rh.pop == "" || strings.ContainsAny(rh.pop, ", ~\t")) {
 				t.Fatalf("accepted PoP header %q", rh.pop)
 			}
+			if rh.mode == PoPMethodDPoP && (rh.dpop == "" || strings.ContainsAny(rh.dpop, ", \t")) {
+				t.Fatalf("accepted DPoP header %q", rh.dpop)
+			}
+		}
+		// The mode follows the headers present, whatever their values (the audit record).
+		switch {
+		case pop != "" && rh.mode != PoPMethodJWT, pop == "" && dp != "" && rh.mode != PoPMethodDPoP, pop == "" && dp == "" && rh.mode != "":
+			t.Fatalf("mode %q for PoP %q, DPoP %q", rh.mode, pop, dp)
 		}
 		_ = HasAttestation(h)
 		_ = ClaimedClientID(h)
+		if u := Unverified(h); u == nil || u.PoPMethod != rh.mode || (rh.attestation == "" && (u.ClientID != "" || u.InstanceJKT != "")) {
+			t.Fatalf("Unverified = %+v for mode %q, attestation %q", u, rh.mode, rh.attestation)
+		}
 	})
 }
