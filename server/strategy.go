@@ -97,7 +97,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 		// private_key_jwt without client_id: fosite found the client through the assertion,
 		// so its policy is known only now (require_attestation, profile §1).
 		rec, err := s.clients.get(ctx, s.store, c.GetID(), s.defaultAudience())
-		if err != nil {
+		switch {
+		case errors.Is(err, storage.ErrNotFound): // removed meanwhile
+			return nil, fosite.ErrInvalidClient.WithHint("The client is not registered.").WithWrap(err)
+		case err != nil:
 			return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 		}
 		out.claimedClientID, out.client = rec.ID, rec
