@@ -57,9 +57,10 @@ func parseForm(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// refuseForm answers a request whose form is refused before the endpoint handles it. A request
-// carrying attestation is authenticated first all the same, so its attestation outcome is on
-// record (profile §7) and a failed authentication answers as it would anyway.
+// refuseForm answers a request whose form is refused before the endpoint handles it. When
+// profile §7 wants a record (attestation sent, or a client registered for it) the client is
+// authenticated first all the same, so the attestation's outcome is on record and a failed
+// authentication answers as it would anyway.
 func (s *Server) refuseForm(ctx context.Context, rw http.ResponseWriter, r *http.Request, out *outcome, formErr error) {
 	if s.attestationOutcomeDue(ctx, r) {
 		_, _ = s.authenticateClient(ctx, r, r.PostForm)
