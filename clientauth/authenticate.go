@@ -113,9 +113,6 @@ func (r *Result) fillAttestation(att *attestation) {
 	r.AttestationExp = att.exp
 }
 
-// withUnverified fills ClientID and InstanceJKT from the unverified attestation when
-// verification stopped before they were known: for the audit record (profile §7 "when it could
-// be read"), never for a decision.
 // Unverified is what the headers tell without verifying anything: the proof method by the
 // headers present, and the attestation's sub and cnf thumbprint when it is a readable JWT. The
 // server uses it only for the audit record of a request refused before verification (an
@@ -125,6 +122,9 @@ func Unverified(h http.Header) *Result {
 	return (&Result{Challenge: ChallengeNone, PoPMethod: hdrs.mode}).withUnverified(hdrs.attestation)
 }
 
+// withUnverified fills ClientID and InstanceJKT from the unverified attestation when
+// verification stopped before they were known: for the audit record (profile §7 "when it could
+// be read"), never for a decision.
 func (r *Result) withUnverified(token string) *Result {
 	if token == "" || (r.ClientID != "" && r.InstanceJKT != "") {
 		return r

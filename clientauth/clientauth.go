@@ -11,6 +11,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authz/authz/dpop"
 )
 
 // DraftRevision pins the revision of the draft this package implements.
@@ -52,8 +54,8 @@ const (
 // Defaults (profile §3, §5).
 const (
 	// NoClockSkew as Config.ClockSkew tolerates no clock difference (the zero value selects
-	// DefaultClockSkew).
-	NoClockSkew          = -1 * time.Nanosecond
+	// DefaultClockSkew); it is dpop's, so dpop.Skew maps a configured 0 for both packages.
+	NoClockSkew          = dpop.NoClockSkew
 	DefaultClockSkew     = 30 * time.Second
 	DefaultPoPMaxAge     = 60 * time.Second
 	DefaultChallengeTTL  = 5 * time.Minute

@@ -108,7 +108,8 @@ type policy struct {
 	now        time.Time
 }
 
-// Skew is the Config.ClockSkew for a tolerance taken from configuration, where 0 means none.
+// Skew is the Config.ClockSkew (of this package and of clientauth, which shares NoClockSkew)
+// for a tolerance taken from configuration, where 0 means none.
 func Skew(d time.Duration) time.Duration {
 	if d == 0 {
 		return NoClockSkew

@@ -157,9 +157,9 @@ func (s *Server) consoleSession(next echo.HandlerFunc) echo.HandlerFunc {
 			return s.consoleError(c, http.StatusForbidden, "Signed out", "Your console session expired. Sign in again.")
 		}
 		// A session signed out on any replica stays signed out (the replay table is shared).
-		if out, err := s.store.ReplayRecorded(r.Context(), consoleLogoutKey(sid)); err != nil {
+		if signedOut, err := s.store.ReplayRecorded(r.Context(), consoleLogoutKey(sid)); err != nil {
 			return s.consoleError(c, http.StatusServiceUnavailable, "Database unavailable", "The console cannot check your session right now. Try again shortly.")
-		} else if out {
+		} else if signedOut {
 			c.SetCookie(s.consoleCookie(consoleCookie, "", -1))
 			if r.Method == http.MethodGet {
 				return c.Redirect(http.StatusSeeOther, consolePath+"/login")

@@ -45,8 +45,8 @@ func decisionFor(out *outcome, authErr error, tokenRequestID string) *storage.De
 		authErr = out.authErr
 	}
 	switch {
-	case authErr != nil && out.reason != "":
-		d.Decision, d.Reason = decisionRejected, out.reason
+	case out.refusedAs != "":
+		d.Decision, d.Reason = decisionRejected, out.refusedAs
 	case authErr != nil:
 		d.Decision, d.Reason = decisionRejected, clientauth.Reason(authErr)
 	case out.attestation == nil || out.attestation.ClientID == "":

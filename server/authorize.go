@@ -281,20 +281,30 @@ func (s *Server) cookieMAC(payload string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// requirePKCE refuses, before any page is shown, what fosite would refuse only after consent:
-// a public client without an S256 code challenge (RFC 7636; OAuth 2.1 §4.1.1), and the plain
-// method for anyone.
+// requirePKCE refuses, before any page is shown (and when a request is pushed), what fosite
+// would refuse only after consent: a public client without an S256 code challenge (RFC 7636;
+// OAuth 2.1 §4.1.1), the plain method for anyone (an omitted method means plain), a method
+// without a challenge, and a challenge that is not 43-128 unreserved characters (RFC 7636 §4.2).
 func requirePKCE(ar fosite.AuthorizeRequester, client *storage.Client) error {
 	form := ar.GetRequestForm()
 	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
-	if challenge != "" && method != "S256" {
-		return fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is supported.")
-	}
-	if client != nil && client.Public && challenge == "" {
+	switch {
+	case challenge == "" && client != nil && client.Public:
 		return fosite.ErrInvalidRequest.WithHint("Public clients must use PKCE with S256 (code_challenge).")
+	case challenge == "" && method != "":
+		return fosite.ErrInvalidRequest.WithHint("code_challenge_method without code_challenge.")
+	case challenge == "":
+		return nil
+	case method != "S256":
+		return fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is supported.")
+	case len(challenge) < 43 || len(challenge) > 128 || strings.Trim(challenge, pkceChallengeChars) != "":
+		return fosite.ErrInvalidRequest.WithHint("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.2).")
 	}
 	return nil
 }
+
+// pkceChallengeChars is RFC 7636 §4.1's unreserved set.
+const pkceChallengeChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 // pushedEvidence returns the attestation evidence recorded when the request was pushed (PAR
 // with attestation), or nil.

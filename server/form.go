@@ -33,10 +33,8 @@ func formSyntaxError(r *http.Request) error {
 	if err != nil {
 		return fosite.ErrInvalidRequest.WithHint("The request body is not a valid form.").WithWrap(err)
 	}
-	for name, values := range r.PostForm {
-		if len(values) > 1 && !repeatableParams[name] {
-			return fosite.ErrInvalidRequest.WithHintf("The parameter %q is sent more than once (RFC 6749 §3.2).", name)
-		}
+	if name := repeatedParam(r.PostForm); name != "" {
+		return fosite.ErrInvalidRequest.WithHintf("The parameter %q is sent more than once (RFC 6749 §3.2).", name)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
 
-	"github.com/authz/authz/clientauth"
 	"github.com/authz/authz/storage"
 )
 
@@ -24,12 +23,6 @@ func (s *Server) handleIntrospect(c echo.Context) error {
 	out.replayNow = true
 	if err := formSyntaxError(r); err != nil {
 		s.refuseForm(ctx, rw, r, out, err)
-		return nil
-	}
-	if claimedClientID(r, r.PostForm) == "" && !r.PostForm.Has("client_assertion") && !clientauth.HasAttestation(r.Header) {
-		// RFC 7662 §2.1: the caller must authenticate. Attestation headers, even unreadable
-		// ones, go through the strategy: a malformed header is invalid_request and on record.
-		s.writeOAuthError(rw, r, out, fosite.ErrInvalidClient.WithHint("Authenticate to introspect tokens."))
 		return nil
 	}
 	client, err := s.authenticateClient(ctx, r, r.PostForm)

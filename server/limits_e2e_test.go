@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"database/sql"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,24 +15,14 @@ import (
 // and a token or PAR response still carries a fresh challenge (profile §5).
 func TestOAuthBodyLimit(t *testing.T) {
 	env := newTestServer(t, nil)
-	big := url.Values{"grant_type": {"client_credentials"}, "x": {strings.Repeat("A", 70<<10)}}.Encode()
+	big := url.Values{"grant_type": {"client_credentials"}, "x": {strings.Repeat("A", 70<<10)}}
 	for _, path := range []string{"/oauth2/token", "/oauth2/par", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/authorize"} {
-		req, _ := http.NewRequest(http.MethodPost, env.URL+path, strings.NewReader(big))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct {
-			Error string `json:"error"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestEntityTooLarge || body.Error != "invalid_request" {
-			t.Errorf("%s with a 70 KiB body: %d %q, want 413 invalid_request", path, resp.StatusCode, body.Error)
+		r := env.post(path, big, nil)
+		if r.Status != http.StatusRequestEntityTooLarge || r.Error != "invalid_request" {
+			t.Errorf("%s with a 70 KiB body: %d %q, want 413 invalid_request", path, r.Status, r.Error)
 		}
 		wantChallenge := path == "/oauth2/token" || path == "/oauth2/par"
-		if got := resp.Header.Get(clientauth.HeaderClientAttestationChallenge) != ""; got != wantChallenge {
+		if got := r.Header.Get(clientauth.HeaderClientAttestationChallenge) != ""; got != wantChallenge {
 			t.Errorf("%s: challenge header present %v, want %v", path, got, wantChallenge)
 		}
 	}
@@ -42,12 +31,7 @@ func TestOAuthBodyLimit(t *testing.T) {
 	if ds := env.decisions(); len(ds) != 0 {
 		t.Fatalf("decisions = %+v, want none", ds)
 	}
-	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/token", strings.NewReader(big))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for k, v := range env.attestedHeaders(agentID, env.Instance, "") {
-		req.Header.Set(k, v)
-	}
-	if r := env.do(req); r.Status != http.StatusRequestEntityTooLarge {
+	if r := env.post("/oauth2/token", big, env.attestedHeaders(agentID, env.Instance, "")); r.Status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("attested request with a 70 KiB body: %d", r.Status)
 	}
 	ds := env.decisions()

@@ -28,9 +28,9 @@ type outcome struct {
 	attestation *clientauth.Result
 	// authErr is the client-authentication failure, when there was one.
 	authErr error
-	// reason, when set, is the audit reason of a request refused before client authentication
-	// could run (the body was never read); authErr is then set too.
-	reason string
+	// refusedAs, when set, is the audit reason of a request refused before client
+	// authentication could run (its body was never read): the decision is rejected.
+	refusedAs string
 	// replayNow makes the strategy record replay keys as soon as attestation verified, for
 	// endpoints that act without issuing anything (introspection, revocation).
 	replayNow bool

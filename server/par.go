@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
@@ -18,28 +17,6 @@ import (
 // anyone may push for a public client, and without a bound the stored requests fill the disk at
 // the rate limit (a 1 MiB form per push grew an SQLite database by 300 MB in 3 s).
 const maxPARFormBytes = 16 << 10
-
-// checkPushedPKCE validates PKCE at push time (RFC 9126 §2.1: the pushed request is validated
-// as an authorization request would be; fosite checks PKCE only when the code is issued): a
-// public client must send a code_challenge (RFC 9700 §2.1.1), the method must be S256 (plain
-// is disabled), and the challenge must be 43-128 unreserved characters (RFC 7636 §4.2).
-func checkPushedPKCE(ar fosite.AuthorizeRequester) error {
-	form := ar.GetRequestForm()
-	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
-	switch {
-	case challenge == "" && ar.GetClient().IsPublic():
-		return fosite.ErrInvalidRequest.WithHint("Public clients must send a code_challenge (PKCE, RFC 7636).")
-	case challenge == "" && method != "":
-		return fosite.ErrInvalidRequest.WithHint("code_challenge_method without code_challenge.")
-	case challenge == "":
-		return nil
-	case method != "S256":
-		return fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256.")
-	case len(challenge) < 43 || len(challenge) > 128 || strings.Trim(challenge, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") != "":
-		return fosite.ErrInvalidRequest.WithHint("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.2).")
-	}
-	return nil
-}
 
 // formBytes is the size of a form's names and values.
 func formBytes(form url.Values) int {
@@ -74,10 +51,6 @@ func (s *Server) handlePAR(c echo.Context) error {
 	if proof := out.dpopProof; proof != nil {
 		// RFC 9449 §10.1: a proof at PAR binds the code to its key; a dpop_jkt sent beside it
 		// must name the same key.
-		if err := r.ParseForm(); err != nil {
-			s.writeOAuthError(rw, r, out, fosite.ErrInvalidRequest.WithHint("The request body must be a form.").WithWrap(err))
-			return nil
-		}
 		if jkt := r.Form.Get("dpop_jkt"); jkt != "" && !equalJKT(jkt, proof.JKT) {
 			s.writeOAuthError(rw, r, out, invalidDPoPProof(errors.New("dpop_jkt does not match the DPoP proof key")))
 			return nil
@@ -96,7 +69,10 @@ func (s *Server) handlePAR(c echo.Context) error {
 		s.writeOAuthError(rw, r, out, err)
 		return nil
 	}
-	if err := checkPushedPKCE(ar); err != nil {
+	// RFC 9126 §2.1: a pushed request is validated as an authorization request would be, PKCE
+	// included (fosite checks PKCE only when the code is issued).
+	client, _ := ar.GetClient().(*storage.Client)
+	if err := requirePKCE(ar, client); err != nil {
 		s.recordDecision(ctx, out, nil)
 		s.writeOAuthError(rw, r, out, err)
 		return nil

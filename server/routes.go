@@ -149,7 +149,7 @@ func (s *Server) httpError(err error, c echo.Context) {
 		out.auditDue = true
 		out.attestation = clientauth.Unverified(r.Header)
 		out.claimedClientID = out.attestation.ClientID
-		out.authErr, out.reason = errors.New("request body too large"), "request_too_large"
+		out.refusedAs = "request_too_large"
 		s.recordDecision(ctx, out, nil)
 	}
 	writeJSON(c.Response(), status, errorBody{Error: code, Description: http.StatusText(status)})

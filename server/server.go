@@ -16,6 +16,7 @@ import (
 
 	"github.com/authz/authz/clientauth"
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/dpop"
 	"github.com/authz/authz/storage"
 )
 
@@ -86,7 +87,7 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	a := cfg.Attestation
 	s.verifier, err = clientauth.New(clientauth.Config{
 		Issuer:            cfg.Issuer,
-		ClockSkew:         clockSkew(a.ClockSkew),
+		ClockSkew:         dpop.Skew(a.ClockSkew), // 0 configured is none (clientauth shares dpop's NoClockSkew)
 		PoPMaxAge:         a.PoPMaxAge,
 		MaxAttestationAge: a.MaxAttestationAge,
 		ChallengeTTL:      a.ChallengeTTL,

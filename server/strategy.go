@@ -82,9 +82,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 			}
 			return nil, clientauth.ToRFC6749(out.authErr, false)
 		}
-		if id == "" && !form.Has("client_assertion") && r.Header.Get("Authorization") == "" {
-			// RFC 6749 §5.2: "no client authentication included" is invalid_client (fosite
-			// says invalid_request at the token and revocation endpoints).
+		if id == "" && !form.Has("client_assertion") {
+			// RFC 6749 §5.2: "no client authentication included" is invalid_client at every
+			// endpoint (fosite says invalid_request at the token and revocation endpoints).
 			return nil, fosite.ErrInvalidClient.WithHint("The request carries no client authentication or client_id (RFC 6749 §2.3).")
 		}
 		c, err := s.defaultAuth(ctx, r, form)

@@ -54,7 +54,6 @@ func (s *Server) handleToken(c echo.Context) error {
 			// fosite refused the request before it authenticated the client (no grant_type, an
 			// empty body): the attestation's outcome is still due on record (profile §7).
 			// Authentication here writes nothing but the outcome (replay keys go with grants).
-			_ = r.ParseForm()
 			_, _ = s.authenticateClient(ctx, r, r.PostForm)
 		}
 		s.recordDecision(ctx, out, nil)
@@ -177,11 +176,7 @@ func (s *Server) verifyPlainDPoP(r *http.Request, accessToken string) (*dpop.Pro
 // useDPoPNonce is the RFC 9449 §8 answer to a proof without a current server nonce; the
 // response carries a fresh one in DPoP-Nonce (writeOAuthError).
 func useDPoPNonce(err error) *fosite.RFC6749Error {
-	return (&fosite.RFC6749Error{
-		ErrorField:       "use_dpop_nonce",
-		DescriptionField: "Authorization server requires nonce in DPoP proof (RFC 9449 §8).",
-		CodeField:        http.StatusBadRequest,
-	}).WithWrap(err).WithDebug(err.Error())
+	return dpopError("use_dpop_nonce", "Authorization server requires nonce in DPoP proof (RFC 9449 §8).", err)
 }
 
 // dpopNonceDue reports whether a response should carry a fresh DPoP-Nonce: in combined mode,
@@ -191,11 +186,13 @@ func (s *Server) dpopNonceDue(r *http.Request, out *outcome) bool {
 }
 
 func invalidDPoPProof(err error) *fosite.RFC6749Error {
-	return (&fosite.RFC6749Error{
-		ErrorField:       "invalid_dpop_proof",
-		DescriptionField: "The DPoP proof is invalid (RFC 9449 §4.3).",
-		CodeField:        http.StatusBadRequest,
-	}).WithWrap(err).WithDebug(err.Error())
+	return dpopError("invalid_dpop_proof", "The DPoP proof is invalid (RFC 9449 §4.3).", err)
+}
+
+// dpopError is a 400 with one of RFC 9449's error codes (§5, §8).
+func dpopError(code, description string, err error) *fosite.RFC6749Error {
+	return (&fosite.RFC6749Error{ErrorField: code, DescriptionField: description, CodeField: http.StatusBadRequest}).
+		WithWrap(err).WithDebug(err.Error())
 }
 
 func (s *Server) dpopConfig() dpop.Config {
@@ -205,15 +202,6 @@ func (s *Server) dpopConfig() dpop.Config {
 		ClockSkew:  dpop.Skew(s.cfg.Attestation.ClockSkew),
 		MaxBytes:   s.maxTokenBytes(),
 	}
-}
-
-// clockSkew is clientauth's ClockSkew for the configured attestation.clock_skew, which may be
-// 0 (no tolerance; clientauth reads its zero value as "default").
-func clockSkew(d time.Duration) time.Duration {
-	if d == 0 {
-		return clientauth.NoClockSkew
-	}
-	return d
 }
 
 // dpopReplayExpiry keeps a DPoP jti until its iat can no longer pass the window.
