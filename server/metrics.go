@@ -61,7 +61,13 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
+// request observes one HTTP request. The method label is bounded to the methods of RFC 9110 §9
+// and PATCH: net/http accepts any token as a method, and a label per made-up method would let
+// any client grow the registry (and every scrape) without limit.
 func (m *metrics) request(route, method string, status int, d time.Duration) {
+	if !known(httpMethods, method) {
+		method = "other"
+	}
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
@@ -80,6 +86,9 @@ func (m *metrics) token(grant, method, result string) {
 func (m *metrics) decision(decision, reason string) {
 	m.decisions.WithLabelValues(decision, reason).Inc()
 }
+
+var httpMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace}
 
 func known(list []string, v string) bool {
 	for _, x := range list {

@@ -440,6 +440,31 @@ func TestOperationalEndpoints(t *testing.T) {
 			t.Errorf("%s: %d %s", tc.path, resp.StatusCode, b)
 		}
 	}
+
+	// Made-up methods share one label value: a client cannot add series at will.
+	for _, method := range []string{"MADEUP1", "MADEUP2"} {
+		req, _ := http.NewRequest(method, env.URL+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s /healthz: %d, want 405", method, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(env.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "MADEUP") {
+		t.Errorf("/metrics has a series per made-up method")
+	}
+	if want := `authz_http_requests_total{method="other",route="/healthz",status="405"} 2`; !strings.Contains(string(b), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
 }
 
 func TestAuthorizationCode_ConcurrentRedemption(t *testing.T) {
