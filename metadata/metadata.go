@@ -119,7 +119,7 @@ func Build(in Input) Document {
 		RevocationEndpoint:                        endpoint(PathRevocation),
 		RevocationEndpointAuthMethodsSupported:    clone(in.AuthMethods),
 		IntrospectionEndpoint:                     endpoint(PathIntrospection),
-		IntrospectionEndpointAuthMethodsSupported: clone(in.AuthMethods),
+		IntrospectionEndpointAuthMethodsSupported: withoutNone(in.AuthMethods),
 		CodeChallengeMethodsSupported:             []string{"S256"},
 		DPoPSigningAlgValuesSupported:             clone(in.DPoPAlgorithms),
 	}
@@ -151,4 +151,16 @@ func clone(s []string) []string {
 		return nil
 	}
 	return slices.Clone(s)
+}
+
+// withoutNone drops "none": public clients may revoke their tokens (RFC 7009 §2.1) but not
+// introspect (RFC 7662 §2.1 wants the caller authenticated), so introspection does not list it.
+func withoutNone(methods []string) []string {
+	out := make([]string, 0, len(methods))
+	for _, m := range methods {
+		if m != "none" {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -191,7 +191,9 @@ func TestBuild_lists_follow_input(t *testing.T) {
 	}{
 		{name: "token_auth_methods", got: d.TokenEndpointAuthMethodsSupported, want: in.AuthMethods},
 		{name: "revocation_auth_methods", got: d.RevocationEndpointAuthMethodsSupported, want: in.AuthMethods},
-		{name: "introspection_auth_methods", got: d.IntrospectionEndpointAuthMethodsSupported, want: in.AuthMethods},
+		// Public clients ("none") may revoke (RFC 7009 §2.1) but not introspect (RFC 7662 §2.1).
+		{name: "introspection_auth_methods", got: d.IntrospectionEndpointAuthMethodsSupported,
+			want: slices.DeleteFunc(slices.Clone(in.AuthMethods), func(m string) bool { return m == "none" })},
 		{name: "attestation_algs", got: d.ClientAttestationSigningAlgValuesSupported, want: in.AttestationAlgorithms},
 		{name: "pop_algs", got: d.ClientAttestationPoPSigningAlgValuesSupported, want: in.PoPAlgorithms},
 		{name: "dpop_algs", got: d.DPoPSigningAlgValuesSupported, want: in.DPoPAlgorithms},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,6 +121,9 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 			return nil
 		}
 		client, _ := ar.GetClient().(*storage.Client)
+		if err := inexactRedirectURI(ar, client); err != nil {
+			return s.renderError(c, http.StatusBadRequest, "Invalid request", err.GetDescription())
+		}
 		if err := requirePKCE(ar, client); err != nil {
 			s.writeAuthorizeError(ctx, rw, ar, err)
 			return nil
@@ -160,6 +164,15 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	}
 	ar, err := s.provider.NewAuthorizeRequest(ctx, oauthReq)
 	if err != nil {
+		s.writeAuthorizeError(ctx, rw, ar, err)
+		return nil
+	}
+	// The same checks as when the pages were shown: the query can be changed before the POST.
+	client, _ := ar.GetClient().(*storage.Client)
+	if err := inexactRedirectURI(ar, client); err != nil {
+		return s.renderError(c, http.StatusBadRequest, "Invalid request", err.GetDescription())
+	}
+	if err := requirePKCE(ar, client); err != nil {
 		s.writeAuthorizeError(ctx, rw, ar, err)
 		return nil
 	}
@@ -301,6 +314,18 @@ func requirePKCE(ar fosite.AuthorizeRequester, client *storage.Client) error {
 		return fosite.ErrInvalidRequest.WithHint("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.2).")
 	}
 	return nil
+}
+
+// inexactRedirectURI refuses a confidential client's redirect_uri that is not one of its
+// registered URIs byte for byte. fosite also accepts a registered loopback URI with any port (RFC
+// 8252 §7.3), which is for native apps, i.e. public clients; RFC 9700 §4.1.3 wants exact matching
+// otherwise (decision S26). The error must be shown, never redirected to that URI.
+func inexactRedirectURI(ar fosite.AuthorizeRequester, client *storage.Client) *fosite.RFC6749Error {
+	raw := ar.GetRequestForm().Get("redirect_uri")
+	if raw == "" || client == nil || client.IsPublic() || slices.Contains(client.GetRedirectURIs(), raw) {
+		return nil
+	}
+	return fosite.ErrInvalidRequest.WithHint("The redirect_uri is not one of the client's registered redirect URIs (exact match).")
 }
 
 // pkceChallengeChars is RFC 7636 §4.1's unreserved set.

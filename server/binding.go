@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/ory/fosite"
 
@@ -16,6 +18,8 @@ import (
 //   - RFC 9449 §5: a refresh token of a public client bound to a DPoP key needs a proof by that key;
 //   - RFC 9449 §10: a code whose authorization request carried dpop_jkt (or was pushed with a DPoP
 //     proof) is redeemed only with a proof by that key;
+//   - RFC 6749 §6: a refresh request's scope parameter (which fosite v0.49 ignores) names only
+//     scopes granted with the refresh token and narrows the new access token to them;
 //
 // and it sets token_type DPoP for DPoP-bound access tokens (RFC 9449 §5).
 type bindingHandler struct {
@@ -55,6 +59,9 @@ func (b *bindingHandler) HandleTokenEndpointRequest(ctx context.Context, req fos
 	if err := b.checkInstanceBinding(ctx, req, "refresh token"); err != nil {
 		return err
 	}
+	if err := narrowRefreshScope(req, sess); err != nil {
+		return err
+	}
 	out := outcomeFrom(ctx)
 	if sess.DPoPJKT != "" && req.GetClient().IsPublic() {
 		if !equalJKT(dpopJKT(out), sess.DPoPJKT) {
@@ -68,6 +75,44 @@ func (b *bindingHandler) PopulateTokenEndpointResponse(ctx context.Context, _ fo
 	if dpopJKT(outcomeFrom(ctx)) != "" {
 		resp.SetTokenType("DPoP")
 	}
+	// RFC 6749 §3.3: a scope is one or more scope tokens; fosite writes "" for a token issued
+	// without any, which is left out instead.
+	if r, ok := resp.(*fosite.AccessResponse); ok && r.Extra["scope"] == "" {
+		delete(r.Extra, "scope")
+	}
+	return nil
+}
+
+// narrowRefreshScope applies RFC 6749 §6 to a refresh request. fosite has replaced the request's
+// scopes by those granted with the refresh token and ignores the scope parameter; here every
+// scope it names must be one of them (exact, case-sensitive comparison, RFC 6749 §3.3), or the
+// request fails with invalid_scope. A narrower scope limits the new access token, while the new
+// refresh token keeps the presented one's scope (Session.RefreshScopes).
+func narrowRefreshScope(req fosite.AccessRequester, sess *storage.Session) error {
+	sess.RefreshScopes = nil
+	requested := strings.Fields(req.GetRequestForm().Get("scope"))
+	if len(requested) == 0 {
+		return nil // RFC 6749 §6: omitted, the scope is the one originally granted
+	}
+	granted := req.GetGrantedScopes()
+	narrowed := make(fosite.Arguments, 0, len(requested))
+	for _, scope := range requested {
+		if !slices.Contains(granted, scope) {
+			return fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted with this refresh token (RFC 6749 §6).", scope)
+		}
+		if !slices.Contains(narrowed, scope) {
+			narrowed = append(narrowed, scope)
+		}
+	}
+	if len(narrowed) == len(granted) {
+		return nil
+	}
+	ar, ok := req.(*fosite.AccessRequest)
+	if !ok {
+		return fosite.ErrServerError.WithDebugf("unexpected access request type %T", req)
+	}
+	sess.RefreshScopes = slices.Clone([]string(granted))
+	ar.GrantedScope = narrowed
 	return nil
 }
 

@@ -149,6 +149,8 @@ func (s *Server) composeFosite(globalSecret []byte) error {
 	if !ok {
 		return fmt.Errorf("server: fosite compose returned an unexpected provider type")
 	}
+	// grantParams runs first, before a grant handler can answer a missing parameter itself.
+	fc.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{grantParams{}}, fc.TokenEndpointHandlers...)
 	// Ours runs last: the grant handlers have loaded the stored session by then (fosite.md §4).
 	fc.TokenEndpointHandlers.Append(&bindingHandler{store: s.store, codeSignature: hmacStrategy.AuthorizeCodeSignature})
 	for i, h := range fc.TokenEndpointHandlers {

@@ -42,6 +42,12 @@ func (s *Server) handleIntrospect(c echo.Context) error {
 	}
 	hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
 	use, ar, err := s.provider.IntrospectToken(ctx, token, hint, storage.NewSession())
+	if err == nil && use == fosite.RefreshToken && ar.GetClient().GetID() != client.GetID() {
+		// A refresh token is presented only by the client it was issued to; to anyone else
+		// (a resource server checking what it was sent as an access token) it is not an active
+		// token (RFC 7662 §2.2, decision S25).
+		err = fosite.ErrInactiveToken
+	}
 	if err != nil {
 		writeJSON(rw, http.StatusOK, map[string]any{"active": false})
 		return nil

@@ -177,6 +177,13 @@ func TestClientCredentials_PrivateKeyJWT(t *testing.T) {
 // browserLogin drives the real login and consent forms and returns the redirect to the client.
 func browserLogin(t *testing.T, env *testEnv, authorizeURL string) *url.URL {
 	t.Helper()
+	return browserLoginConsentAt(t, env, authorizeURL, authorizeURL)
+}
+
+// browserLoginConsentAt is browserLogin with the consent form posted to consentURL (a changed
+// query) instead of the authorization URL the pages were shown for.
+func browserLoginConsentAt(t *testing.T, env *testEnv, authorizeURL, consentURL string) *url.URL {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	csrfRE := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -227,7 +234,7 @@ func browserLogin(t *testing.T, env *testEnv, authorizeURL string) *url.URL {
 	if m == nil {
 		t.Fatalf("consent page without csrf")
 	}
-	resp, err = browser.PostForm(authorizeURL, url.Values{"consent": {"allow"}, "csrf": {m[1]}})
+	resp, err = browser.PostForm(consentURL, url.Values{"consent": {"allow"}, "csrf": {m[1]}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,6 +181,9 @@ func (k *keyring) Generate(_ context.Context, claims jwt.MapClaims, header jwt.M
 			return "", "", err
 		}
 	}
+	if claims["scope"] == "" {
+		delete(claims, "scope") // RFC 9068 §2.2.3 / RFC 6749 §3.3: no scope tokens, no claim
+	}
 	payload, err := json.Marshal(map[string]interface{}(claims))
 	if err != nil {
 		return "", "", fmt.Errorf("server: generate: claims: %w", err)

@@ -95,6 +95,9 @@ func (s *Store) requestToModel(kind, signature, accessSignature string, req fosi
 	}
 	if as, ok := sess.(*Session); ok && as != nil {
 		m.InstanceJKT, m.DPoPJKT = as.InstanceJKT, as.DPoPJKT
+		if kind == kindRefresh && as.RefreshScopes != nil {
+			m.GrantedScopes = encodeList(as.RefreshScopes)
+		}
 	}
 	return m, nil
 }

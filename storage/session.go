@@ -21,6 +21,10 @@ type Session struct {
 	Attester          string `json:"attester,omitempty"`
 	PoPMethod         string `json:"pop_method,omitempty"`
 	AuthMethod        string `json:"auth_method,omitempty"`
+	// RefreshScopes is the scope of the refresh token issued with a refresh whose access token
+	// was narrowed by the request's scope parameter (RFC 6749 §6: the new refresh token keeps the
+	// scope of the one presented); nil when the two tokens share the request's granted scopes.
+	RefreshScopes []string `json:"refresh_scopes,omitempty"`
 }
 
 // NewSession returns an empty session whose claims, header and expiry maps are non-nil, ready to
