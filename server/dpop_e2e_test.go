@@ -154,20 +154,62 @@ func TestDPoP_CombinedMode_ChallengeRequired(t *testing.T) {
 // exchanges the code with a proof by exchangeKey (nil: no proof).
 func dpopCodeFlow(t *testing.T, env *testEnv, dpopJKT string, exchangeKey *ecdsa.PrivateKey) tokenResponse {
 	t.Helper()
-	verifier := oauth2.GenerateVerifier()
+	code, verifier := dpopCode(t, env, dpopJKT)
+	return exchangeDPoPCode(t, env, code, verifier, exchangeKey, "")
+}
+
+// dpopCode runs the browser flow for the public web client, optionally with dpop_jkt, and
+// returns the code and its PKCE verifier.
+func dpopCode(t *testing.T, env *testEnv, dpopJKT string) (code, verifier string) {
+	t.Helper()
+	verifier = oauth2.GenerateVerifier()
 	q := url.Values{"client_id": {webClientID}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"},
 		"state": {randomString(t)}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
 	if dpopJKT != "" {
 		q.Set("dpop_jkt", dpopJKT)
 	}
 	cb := browserLogin(t, env, env.URL+"/oauth2/authorize?"+q.Encode())
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {webRedirect},
+	return cb.Query().Get("code"), verifier
+}
+
+// exchangeDPoPCode redeems a code of the web client with a proof by key (nil: no proof).
+func exchangeDPoPCode(t *testing.T, env *testEnv, code, verifier string, key *ecdsa.PrivateKey, nonce string) tokenResponse {
+	t.Helper()
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect},
 		"client_id": {webClientID}, "code_verifier": {verifier}}
 	headers := map[string]string{}
-	if exchangeKey != nil {
-		headers["DPoP"] = env.dpopProof(exchangeKey, "POST", "/oauth2/token", "", "")
+	if key != nil {
+		headers["DPoP"] = env.dpopProof(key, "POST", "/oauth2/token", nonce, "")
 	}
 	return env.post("/oauth2/token", form, headers)
+}
+
+// A refused proof or key binding leaves the code redeemable: fosite's PKCE handler deletes the
+// code's PKCE session while validating, so nothing of the grant may run before the DPoP checks
+// pass. Otherwise the RFC 9449 §8 nonce retry could never succeed, and anyone holding a code
+// bound by dpop_jkt could burn it with a proof by another key.
+func TestDPoP_RefusedProofLeavesCodeRedeemable(t *testing.T) {
+	env := newTestServer(t, func(c *config.Config) { c.DPoP.NonceRequired = true })
+	key := newECKey(t)
+	code, verifier := dpopCode(t, env, "")
+	r := exchangeDPoPCode(t, env, code, verifier, key, "")
+	nonce := r.Header.Get("DPoP-Nonce")
+	if r.Status != 400 || r.Error != "use_dpop_nonce" || nonce == "" {
+		t.Fatalf("exchange without a nonce: %d %q, want use_dpop_nonce with DPoP-Nonce", r.Status, r.Error)
+	}
+	if r := exchangeDPoPCode(t, env, code, verifier, key, nonce); r.Status != 200 || r.TokenType != "DPoP" {
+		t.Fatalf("retry with the server's nonce: %d %q %s", r.Status, r.Error, r.Description)
+	}
+
+	bound := newECKey(t)
+	code, verifier = dpopCode(t, env, thumbprint(t, bound))
+	r = exchangeDPoPCode(t, env, code, verifier, newECKey(t), nonce)
+	if r.Status != 400 || r.Error != "invalid_grant" {
+		t.Fatalf("dpop_jkt-bound code with another key: %d %q, want invalid_grant", r.Status, r.Error)
+	}
+	if r := exchangeDPoPCode(t, env, code, verifier, bound, r.Header.Get("DPoP-Nonce")); r.Status != 200 || r.TokenType != "DPoP" {
+		t.Fatalf("the same code with its key after a refused attempt: %d %q %s", r.Status, r.Error, r.Description)
+	}
 }
 
 func TestDPoP_PublicClientRefreshBinding(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/authz/authz/storage"
@@ -151,8 +152,21 @@ func (s *Server) composeFosite(globalSecret []byte) error {
 	}
 	// grantParams runs first, before a grant handler can answer a missing parameter itself.
 	fc.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{grantParams{}}, fc.TokenEndpointHandlers...)
-	// Ours runs last: the grant handlers have loaded the stored session by then (fosite.md §4).
-	fc.TokenEndpointHandlers.Append(&bindingHandler{store: s.store, codeSignature: hmacStrategy.AuthorizeCodeSignature})
+	// bindingHandler runs after the grant handlers, which have loaded the stored session by then
+	// (fosite.md §4), but before fosite's PKCE handler, which deletes the code's PKCE session
+	// while validating: a code refused for its key binding stays redeemable by the right key.
+	binding := &bindingHandler{store: s.store, codeSignature: hmacStrategy.AuthorizeCodeSignature}
+	handlers := make(fosite.TokenEndpointHandlers, 0, len(fc.TokenEndpointHandlers)+1)
+	for _, h := range fc.TokenEndpointHandlers {
+		if _, isPKCE := h.(*pkce.Handler); isPKCE {
+			handlers = append(handlers, binding)
+		}
+		handlers = append(handlers, h)
+	}
+	if len(handlers) == len(fc.TokenEndpointHandlers) {
+		return fmt.Errorf("server: fosite composition has no PKCE handler")
+	}
+	fc.TokenEndpointHandlers = handlers
 	for i, h := range fc.TokenEndpointHandlers {
 		fc.TokenEndpointHandlers[i] = onlyOwnGrant{h}
 	}

@@ -33,22 +33,22 @@ func (s *Server) handleToken(c echo.Context) error {
 		return nil
 	}
 
-	// A plain DPoP proof is checked first, but its error is answered only after client
-	// authentication ran, so an attested client's request still gets its audit record.
-	// NewAccessRequest has no side effects for the grants served (codes and refresh tokens are
-	// consumed in NewAccessResponse).
-	var dpopErr error
+	// A plain DPoP proof is checked first. When it fails, the grant is not looked at:
+	// fosite's PKCE handler deletes a code's PKCE session inside NewAccessRequest, and a client
+	// that retries with the server's nonce (RFC 9449 §8) must find its code intact. The client is
+	// still authenticated, so an attested client's request gets its audit record (profile §7).
 	if plainDPoP(r.Header) {
-		out.dpopProof, dpopErr = s.verifyPlainDPoP(r, "")
+		var dpopErr error
+		if out.dpopProof, dpopErr = s.verifyPlainDPoP(r, ""); dpopErr != nil {
+			_, _ = s.authenticateClient(ctx, r, r.PostForm)
+			s.recordDecision(ctx, out, nil)
+			s.metrics.token(r.PostForm.Get("grant_type"), methodOf(out), "error")
+			s.writeOAuthError(rw, r, out, dpopErr)
+			return nil
+		}
 	}
 
 	ar, err := s.provider.NewAccessRequest(ctx, r, storage.NewSession())
-	if dpopErr != nil {
-		s.recordDecision(ctx, out, nil)
-		s.metrics.token(grantOf(ar), methodOf(out), "error")
-		s.writeOAuthError(rw, r, out, dpopErr)
-		return nil
-	}
 	if err != nil {
 		if !out.authRan && s.attestationOutcomeDue(ctx, r) {
 			// fosite refused the request before it authenticated the client (no grant_type, an
