@@ -219,7 +219,7 @@ func TestTokenSource_ConcurrentUseFetchesOnce(t *testing.T) {
 func TestTransport_DPoPBoundResourceCalls(t *testing.T) {
 	e := start(t, nil)
 	rs := httptest.NewUnstartedServer(nil)
-	v, err := resource.New(resource.Config{Issuer: e.issuer, BaseURL: "http://" + rs.Listener.Addr().String()})
+	v, err := resource.New(resource.Config{Issuer: e.issuer, Audience: e.issuer, BaseURL: "http://" + rs.Listener.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,11 +22,13 @@ import (
 const (
 	// testBaseURL is the resource server's external origin; DPoP htu is built on it.
 	testBaseURL = "https://rs.example.com"
-	testPath    = "/api/things"
-	testURL     = testBaseURL + testPath
-	testMethod  = http.MethodGet
-	issuerKID   = "issuer-key-1"
-	jwksPath    = "/jwks.json"
+	// testAudience is the aud of test tokens and the Verifier's Audience (RFC 9068 §4).
+	testAudience = "https://rs.example.com/api"
+	testPath     = "/api/things"
+	testURL      = testBaseURL + testPath
+	testMethod   = http.MethodGet
+	issuerKID    = "issuer-key-1"
+	jwksPath     = "/jwks.json"
 )
 
 // testNow is the fixed instant every test starts at.
@@ -80,6 +83,13 @@ func (iss *issuer) publish(kid string, pub *ecdsa.PublicKey) {
 	iss.keys = append(iss.keys, jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"})
 }
 
+// unpublish removes the key kid from the served JWK set (a key the issuer retired).
+func (iss *issuer) unpublish(kid string) {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	iss.keys = slices.DeleteFunc(iss.keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid })
+}
+
 // fail makes the JWKS endpoint answer status with body; status 0 restores normal service.
 func (iss *issuer) fail(status int, body string) {
 	iss.mu.Lock()
@@ -92,6 +102,7 @@ func newVerifier(t testing.TB, iss *issuer, clk *testkit.Clock, mutate func(*res
 	t.Helper()
 	cfg := resource.Config{
 		Issuer:     iss.URL(),
+		Audience:   testAudience,
 		BaseURL:    testBaseURL,
 		HTTPClient: iss.srv.Client(),
 		Now:        clk.Now,
@@ -122,6 +133,7 @@ func newTokenSpec(iss *issuer, now time.Time) *tokenSpec {
 		typ: "at+jwt",
 		claims: map[string]any{
 			"iss":       iss.URL(),
+			"aud":       testAudience,
 			"sub":       "user-42",
 			"client_id": "client-7",
 			"scope":     "read write",

@@ -3,6 +3,8 @@ package resource_test
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,7 +169,37 @@ func TestKeySetUnreachable(t *testing.T) {
 	raw := e.token(t, nil)
 	e.iss.srv.Close()
 	tok, err := v.Verify(newRequest("Bearer "+raw, ""))
-	if err == nil || tok != nil {
-		t.Fatalf("Verify with the issuer down = %+v, %v; want an error", tok, err)
+	if tok != nil || !errors.Is(err, resource.ErrKeysUnavailable) {
+		t.Fatalf("Verify with the issuer down = %+v, %v; want ErrKeysUnavailable", tok, err)
 	}
+	// The middleware answers 503 (not the client's fault) without the internal URL or cause.
+	w := httptest.NewRecorder()
+	v.Middleware(http.NotFoundHandler()).ServeHTTP(w, newRequest("Bearer "+raw, ""))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("WWW-Authenticate") != "" ||
+		strings.Contains(w.Body.String(), e.iss.URL()) || strings.Contains(w.Body.String(), "dial") {
+		t.Fatalf("issuer down: %d WWW-Authenticate %q body %q", w.Code, w.Header().Get("WWW-Authenticate"), w.Body.String())
+	}
+}
+
+// TestKeySetExpires: a fetched key set is used for 5 minutes (authz serves it with max-age=300);
+// after that it is fetched again, so a key the issuer removed is no longer trusted.
+func TestKeySetExpires(t *testing.T) {
+	e := newEnv(t)
+	v := newVerifier(t, e.iss, e.clk, nil)
+	long := func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(time.Hour).Unix() }
+	raw := e.token(t, long)
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+		t.Fatalf("warming Verify: %v", err)
+	}
+	e.iss.unpublish(issuerKID)
+	e.clk.Advance(5*time.Minute - time.Second)
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+		t.Fatalf("within the key set's lifetime: Verify: %v", err)
+	}
+	wantFetches(t, e.iss, 1)
+	e.clk.Advance(2 * time.Second)
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); !errors.Is(err, resource.ErrInvalid) {
+		t.Fatalf("a removed key after the key set expired: Verify error = %v, want ErrInvalid", err)
+	}
+	wantFetches(t, e.iss, 2)
 }

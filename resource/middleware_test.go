@@ -20,19 +20,20 @@ func TestMiddlewareRejects(t *testing.T) {
 		name       string
 		request    func(t *testing.T, e *env) *http.Request
 		wantHeader []string // WWW-Authenticate values, each a prefix
-		wantError  string   // body "error"
+		wantError  string   // body "error"; "" = no body (no credentials, RFC 6750 §3.1)
+		wantAlgs   bool     // the DPoP challenge lists algs (RFC 9449 §7.1)
 	}{
 		{
 			name:       "no_token",
 			request:    func(t *testing.T, e *env) *http.Request { return newRequest("", "") },
 			wantHeader: []string{`DPoP algs="ES256 ES384 ES512 PS256 PS384 PS512 EdDSA RS256"`, `Bearer`},
-			wantError:  "invalid_request",
+			wantError:  "", // RFC 6750 §3.1: no credentials, no error code
 		},
 		{
 			name:       "unknown_scheme",
 			request:    func(t *testing.T, e *env) *http.Request { return newRequest("Basic dXNlcjpwYXNz", "") },
 			wantHeader: []string{`DPoP algs=`, `Bearer`},
-			wantError:  "invalid_request",
+			wantError:  "",
 		},
 		{
 			name:       "invalid_token",
@@ -51,7 +52,7 @@ func TestMiddlewareRejects(t *testing.T) {
 		{
 			name:       "unbound_token_with_dpop_scheme",
 			request:    func(t *testing.T, e *env) *http.Request { return newRequest("DPoP "+e.token(t, nil), "") },
-			wantHeader: []string{`Bearer error="invalid_token"`},
+			wantHeader: []string{`DPoP error="invalid_token"`}, // the scheme the request used (RFC 9449 §7.1)
 			wantError:  "invalid_token",
 		},
 		{
@@ -64,6 +65,7 @@ func TestMiddlewareRejects(t *testing.T) {
 			name:       "bound_token_without_proof",
 			request:    func(t *testing.T, e *env) *http.Request { return newRequest("DPoP "+e.boundToken(t, nil), "") },
 			wantHeader: []string{`DPoP error="invalid_dpop_proof", error_description="invalid DPoP proof`},
+			wantAlgs:   true,
 			wantError:  "invalid_dpop_proof",
 		},
 		{
@@ -95,6 +97,9 @@ func TestMiddlewareRejects(t *testing.T) {
 				t.Error("the handler ran for a rejected request")
 			}
 			checkRejection(t, w.Result(), tt.wantHeader, tt.wantError)
+			if tt.wantAlgs && !strings.Contains(w.Header().Get("WWW-Authenticate"), `algs="ES256 `) {
+				t.Errorf("DPoP challenge %q has no algs", w.Header().Get("WWW-Authenticate"))
+			}
 		})
 	}
 }
@@ -125,8 +130,22 @@ func checkRejection(t *testing.T, resp *http.Response, wantHeader []string, want
 	if err != nil {
 		t.Fatal(err)
 	}
+	if wantError == "" {
+		if len(b) != 0 {
+			t.Errorf("body = %q, want none", b)
+		}
+		return
+	}
 	if err := json.Unmarshal(b, &body); err != nil || body.Error != wantError {
 		t.Errorf("body = %q, want JSON with error %q", b, wantError)
+	}
+	for _, c := range got {
+		if i := strings.Index(c, `error_description="`); i >= 0 {
+			desc, _, _ := strings.Cut(c[i+len(`error_description="`):], `"`)
+			if strings.ContainsAny(desc, "\\\x00\r\n") {
+				t.Errorf("error_description %q has characters outside RFC 6750 §3", desc)
+			}
+		}
 	}
 }
 

@@ -52,7 +52,9 @@ type Config struct {
 	Issuer string // authz's issuer; tokens must carry iss == Issuer
 	// JWKSURL defaults to Issuer + "/jwks.json".
 	JWKSURL string
-	// Audience, when set, must be in the token's aud.
+	// Audience is this resource server's identifier; a token's aud must contain it (RFC 9068
+	// §4, required). authz puts the resource indicator (RFC 8707) a client asked for in aud, or
+	// else tokens.default_audience (default: the issuer).
 	Audience string
 	// BaseURL is this resource server's external origin (scheme://host[:port]); DPoP htu is
 	// compared with BaseURL + request path. Required for DPoP tokens.
@@ -78,6 +80,9 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("resource: Issuer is required")
 	}
+	if cfg.Audience == "" {
+		return nil, errors.New("resource: Audience is required (RFC 9068 §4: the token's aud must name this resource server)")
+	}
 	if cfg.JWKSURL == "" {
 		cfg.JWKSURL = strings.TrimSuffix(cfg.Issuer, "/") + "/jwks.json"
 	}
@@ -102,7 +107,18 @@ var (
 	ErrInvalid    = errors.New("resource: invalid access token")
 	ErrDPoP       = errors.New("resource: invalid DPoP proof")
 	ErrDPoPNeeded = errors.New("resource: the token is DPoP-bound; use Authorization: DPoP with a proof")
+	// ErrKeysUnavailable: the issuer's key set could not be fetched (a 503, not the client's
+	// fault; the cause stays out of the response).
+	ErrKeysUnavailable = errors.New("resource: the authorization server's keys are unavailable")
 )
+
+// dpopAlgs is the algs parameter of DPoP challenges (RFC 9449 §7.1): the proof algorithms the
+// dpop package accepts.
+const dpopAlgs = "ES256 ES384 ES512 PS256 PS384 PS512 EdDSA RS256"
+
+// jwksMaxAge is how long a fetched key set is used before it is fetched again, so a key the
+// issuer removed stops being trusted (authz serves /jwks.json with max-age=300).
+const jwksMaxAge = 5 * time.Minute
 
 type ctxKey struct{}
 
@@ -117,30 +133,63 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := v.Verify(r)
 		if err != nil {
-			writeChallenge(w, err)
+			writeChallenge(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, tok)))
 	})
 }
 
-func writeChallenge(w http.ResponseWriter, err error) {
-	code, scheme := "invalid_token", "Bearer"
-	switch {
-	case errors.Is(err, ErrNoToken):
-		w.Header().Add("WWW-Authenticate", `DPoP algs="ES256 ES384 ES512 PS256 PS384 PS512 EdDSA RS256"`)
-		w.Header().Add("WWW-Authenticate", `Bearer`)
-		http.Error(w, `{"error":"invalid_request"}`, http.StatusUnauthorized)
+// writeChallenge answers a refused request (RFC 6750 §3, RFC 9449 §7.1): the challenge uses the
+// scheme the request used (DPoP for a bound token presented as Bearer), DPoP challenges list
+// algs, and a request without credentials gets challenges without an error code (RFC 6750 §3.1).
+func writeChallenge(w http.ResponseWriter, r *http.Request, err error) {
+	h := w.Header()
+	if errors.Is(err, ErrKeysUnavailable) {
+		h.Set("Content-Type", "application/json")
+		h.Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":"temporarily_unavailable"}`+"\n")
 		return
+	}
+	if errors.Is(err, ErrNoToken) {
+		h.Add("WWW-Authenticate", `DPoP algs="`+dpopAlgs+`"`)
+		h.Add("WWW-Authenticate", `Bearer`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	code := "invalid_token"
+	switch {
 	case errors.Is(err, ErrDPoP):
 		code, scheme = "invalid_dpop_proof", "DPoP"
 	case errors.Is(err, ErrDPoPNeeded):
 		scheme = "DPoP"
 	}
-	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`%s error=%q, error_description=%q`, scheme, code, strings.TrimPrefix(err.Error(), "resource: ")))
-	w.Header().Set("Content-Type", "application/json")
+	challenge := fmt.Sprintf(`Bearer error="%s", error_description="%s"`, code, challengeText(err))
+	if strings.EqualFold(scheme, "DPoP") {
+		challenge = fmt.Sprintf(`DPoP error="%s", error_description="%s", algs="%s"`, code, challengeText(err), dpopAlgs)
+	}
+	h.Set("WWW-Authenticate", challenge)
+	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusUnauthorized)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
+}
+
+// challengeText is err's message restricted to RFC 6750 §3's error_description characters
+// (%x20-21 / %x23-5B / %x5D-7E): quotes and backslashes become apostrophes, others are dropped.
+func challengeText(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "resource: ")
+	var b strings.Builder
+	for _, c := range msg {
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\'')
+		case c >= 0x20 && c <= 0x7e:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
 }
 
 // Verify validates the request's access token (and DPoP proof when the token is bound).
@@ -240,10 +289,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 	if err := parsed.Claims(key.Key, &c); err != nil {
 		return nil, fmt.Errorf("%w: signature: %v", ErrInvalid, err)
 	}
-	exp := jwt.Expected{Issuer: v.cfg.Issuer, Time: v.cfg.Now()}
-	if v.cfg.Audience != "" {
-		exp.AnyAudience = jwt.Audience{v.cfg.Audience}
-	}
+	exp := jwt.Expected{Issuer: v.cfg.Issuer, AnyAudience: jwt.Audience{v.cfg.Audience}, Time: v.cfg.Now()}
 	if err := c.ValidateWithLeeway(exp, v.cfg.ClockSkew); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -257,22 +303,40 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 	return tok, nil
 }
 
-// key finds the verification key by kid, refetching the set (at most every 30s) on a miss.
+// key finds the verification key by kid. The key set is fetched again when it is older than
+// jwksMaxAge (a removed key stops being trusted) and on an unknown kid (a new key), at most
+// every 30 s for the latter; a failed fetch is ErrKeysUnavailable, never a stale answer.
 func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 	v.mu.Lock()
 	set, fetched := v.keys, v.fetched
 	v.mu.Unlock()
-	if set != nil {
+	age := v.cfg.Now().Sub(fetched)
+	if set != nil && age < jwksMaxAge {
 		if ks := set.Key(kid); len(ks) == 1 {
 			return &ks[0], nil
 		}
-		if v.cfg.Now().Sub(fetched) < 30*time.Second {
+		if age < 30*time.Second {
 			return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
 		}
 	}
+	fresh, err := v.fetchKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
+	}
+	v.mu.Lock()
+	v.keys, v.fetched = fresh, v.cfg.Now()
+	v.mu.Unlock()
+	if ks := fresh.Key(kid); len(ks) == 1 {
+		return &ks[0], nil
+	}
+	return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+}
+
+// fetchKeys GETs the issuer's key set (at most 1 MiB).
+func (v *Verifier) fetchKeys(ctx context.Context) (*jose.JSONWebKeySet, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.JWKSURL, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("resource: fetch %s: %w", v.cfg.JWKSURL, err)
 	}
 	resp, err := v.cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -282,15 +346,9 @@ func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("resource: fetch %s: status %d", v.cfg.JWKSURL, resp.StatusCode)
 	}
-	var fresh jose.JSONWebKeySet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&fresh); err != nil {
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
 		return nil, fmt.Errorf("resource: decode %s: %w", v.cfg.JWKSURL, err)
 	}
-	v.mu.Lock()
-	v.keys, v.fetched = &fresh, v.cfg.Now()
-	v.mu.Unlock()
-	if ks := fresh.Key(kid); len(ks) == 1 {
-		return &ks[0], nil
-	}
-	return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+	return &set, nil
 }

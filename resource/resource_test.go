@@ -227,11 +227,9 @@ func TestVerify(t *testing.T) {
 		{name: "audience_mismatch", config: withAudience, request: bearerWith(func(e *env, s *tokenSpec) { s.claims["aud"] = "https://other.example" }), wantErr: resource.ErrInvalid},
 		{
 			name:    "audience_missing",
-			config:  withAudience,
-			request: func(t *testing.T, e *env) *http.Request { return e.bearer(t, nil) },
+			request: bearerWith(func(e *env, s *tokenSpec) { delete(s.claims, "aud") }),
 			wantErr: resource.ErrInvalid,
 		},
-		{name: "audience_not_configured_any_aud_accepted", request: bearerWith(func(e *env, s *tokenSpec) { s.claims["aud"] = "https://other.example" })},
 		{
 			name:   "audience_checked_for_dpop_bound_token",
 			config: withAudience,
@@ -436,8 +434,12 @@ func TestHasScope(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	if _, err := resource.New(resource.Config{}); err == nil {
+	if _, err := resource.New(resource.Config{Audience: "https://rs.example"}); err == nil {
 		t.Error("New without Issuer succeeded")
+	}
+	// RFC 9068 §4: the resource server MUST check aud, so it must know its own identifier.
+	if _, err := resource.New(resource.Config{Issuer: "https://as.example"}); err == nil {
+		t.Error("New without Audience succeeded")
 	}
 	// JWKSURL defaults to Issuer + "/jwks.json", also when Issuer ends in a slash: the issuer
 	// serves keys only there.

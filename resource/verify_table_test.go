@@ -39,7 +39,7 @@ func rsNewFixture(t *testing.T) *rsFixture {
 // token mints an access token; mutate changes claims before signing.
 func (f *rsFixture) token(t *testing.T, typ string, key *ecdsa.PrivateKey, mutate func(map[string]any)) string {
 	t.Helper()
-	claims := map[string]any{"iss": "https://as.example", "sub": "alice", "client_id": "agent", "scope": "read write",
+	claims := map[string]any{"iss": "https://as.example", "aud": "https://api.example", "sub": "alice", "client_id": "agent", "scope": "read write",
 		"jti": "t1", "iat": f.now.Unix(), "exp": f.now.Add(10 * time.Minute).Unix(),
 		"client_attestation": map[string]any{"attester": "acme", "instance_jkt": "abc", "pop_method": "attestation_pop_jwt"}}
 	if mutate != nil {
@@ -108,7 +108,7 @@ func TestVerifyTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := resource.New(resource.Config{Issuer: "https://as.example", JWKSURL: f.issuer.URL, BaseURL: "https://api.example", Now: func() time.Time { return f.now }})
+			v, err := resource.New(resource.Config{Issuer: "https://as.example", Audience: "https://api.example", JWKSURL: f.issuer.URL, BaseURL: "https://api.example", Now: func() time.Time { return f.now }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +134,7 @@ func TestVerifyTable(t *testing.T) {
 func TestVerify_ProofReplayAndMiddleware(t *testing.T) {
 	f := rsNewFixture(t)
 	dpopKey := testkit.ECKey(t)
-	v, err := resource.New(resource.Config{Issuer: "https://as.example", JWKSURL: f.issuer.URL, BaseURL: "https://api.example", Now: func() time.Time { return f.now }})
+	v, err := resource.New(resource.Config{Issuer: "https://as.example", Audience: "https://api.example", JWKSURL: f.issuer.URL, BaseURL: "https://api.example", Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "")
 	f.Add("DPoP a.b.c", "x.y.z")
 	f.Add(strings.Repeat("A", 20000), "")
-	v, err := resource.New(resource.Config{Issuer: "https://as.example", JWKSURL: "http://127.0.0.1:1/jwks.json", BaseURL: "https://api.example",
+	v, err := resource.New(resource.Config{Issuer: "https://as.example", Audience: "https://api.example", JWKSURL: "http://127.0.0.1:1/jwks.json", BaseURL: "https://api.example",
 		HTTPClient: &http.Client{Timeout: 100 * time.Millisecond}})
 	if err != nil {
 		f.Fatal(err)

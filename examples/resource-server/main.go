@@ -19,9 +19,14 @@ import (
 func main() {
 	issuer := flag.String("issuer", "http://127.0.0.1:8080", "authz issuer")
 	listen := flag.String("listen", "127.0.0.1:8090", "address to listen on")
+	audience := flag.String("audience", "", "this API's identifier, required in the token's aud (RFC 9068 §4); "+
+		"default: the issuer, the aud authz gives tokens requested without a resource indicator when tokens.default_audience is unset")
 	flag.Parse()
+	if *audience == "" {
+		*audience = *issuer
+	}
 
-	v, err := resource.New(resource.Config{Issuer: *issuer, BaseURL: "http://" + *listen})
+	v, err := resource.New(resource.Config{Issuer: *issuer, Audience: *audience, BaseURL: "http://" + *listen})
 	if err != nil {
 		log.Fatal(err)
 	}

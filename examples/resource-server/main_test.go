@@ -59,7 +59,7 @@ func TestEndToEnd(t *testing.T) {
 	go func() { _ = srv.Serve(ctx, ln) }()
 
 	rs := httptest.NewUnstartedServer(nil)
-	v, err := resource.New(resource.Config{Issuer: issuer, BaseURL: "http://" + rs.Listener.Addr().String()})
+	v, err := resource.New(resource.Config{Issuer: issuer, Audience: issuer, BaseURL: "http://" + rs.Listener.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
