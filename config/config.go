@@ -385,8 +385,13 @@ func ValidateIssuer(issuer string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("%q is not an absolute URL", issuer)
 	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(issuer, "?") || strings.Contains(issuer, "#") {
 		return fmt.Errorf("%q must not have a query, fragment or user info (RFC 8414 §2)", issuer)
+	}
+	if strings.HasSuffix(u.Path, "/") {
+		// Endpoint URLs are the issuer followed by their path, and the issuer is compared
+		// byte for byte (PoP aud, iss): one spelling only.
+		return fmt.Errorf("%q must not end with a slash", issuer)
 	}
 	switch u.Scheme {
 	case "https":

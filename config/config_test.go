@@ -120,6 +120,10 @@ func TestValidateIssuer(t *testing.T) {
 		{"https://as.example.com#f", false},
 		{"as.example.com", false},
 		{"ftp://as.example.com", false},
+		{"https://as.example.com/", false},
+		{"https://as.example.com/tenant/", false},
+		{"https://as.example.com?", false},
+		{"https://as.example.com#", false},
 	} {
 		if err := ValidateIssuer(tc.issuer); (err == nil) != tc.ok {
 			t.Errorf("ValidateIssuer(%q) = %v, want ok=%v", tc.issuer, err, tc.ok)

@@ -246,3 +246,28 @@ func TestTokenResponse_NoEmptyScope(t *testing.T) {
 		t.Errorf("access token has a scope claim without scope")
 	}
 }
+
+// TestMetadata_IssuerWithPath: RFC 8414 §3.1 — the metadata of an issuer with a path is served
+// at the path-inserted well-known location (and at the root one), naming that issuer.
+func TestMetadata_IssuerWithPath(t *testing.T) {
+	var issuer string
+	env := newTestServer(t, func(c *config.Config) {
+		c.Issuer += "/tenant"
+		issuer = c.Issuer
+	})
+	for _, path := range []string{"/.well-known/oauth-authorization-server/tenant", "/.well-known/oauth-authorization-server"} {
+		resp, err := http.Get(env.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Issuer        string `json:"issuer"`
+			TokenEndpoint string `json:"token_endpoint"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || doc.Issuer != issuer || doc.TokenEndpoint != issuer+"/oauth2/token" {
+			t.Errorf("GET %s: %d %+v %v", path, resp.StatusCode, doc, err)
+		}
+	}
+}

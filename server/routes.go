@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,6 +44,11 @@ func (s *Server) routes() *echo.Echo {
 		e.HEAD(path, h)
 	}
 	get("/.well-known/oauth-authorization-server", s.handleMetadata)
+	if u, err := url.Parse(s.cfg.Issuer); err == nil && u.Path != "" {
+		// RFC 8414 §3.1: for an issuer with a path, the well-known segment goes between host
+		// and path (the other endpoints sit under the issuer, behind a proxy that strips it).
+		get("/.well-known/oauth-authorization-server"+u.EscapedPath(), s.handleMetadata)
+	}
 	get("/jwks.json", s.handleJWKS)
 	oauthBody := middleware.BodyLimit(maxOAuthBodyBytes)
 	limited := []echo.MiddlewareFunc{s.cors, oauthBody, parseForm, s.rateLimit}
