@@ -287,3 +287,71 @@ func TestDPoP_ServerNonceRequired(t *testing.T) {
 		t.Fatalf("bearer token request: %d %q token_type %q", r.Status, r.Error, r.TokenType)
 	}
 }
+
+// pushForm POSTs a pushed authorization request and returns the status, error and request_uri.
+func pushForm(t *testing.T, env *testEnv, form url.Values, headers map[string]string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/par", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		RequestURI string `json:"request_uri"`
+		Error      string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Error, body.RequestURI
+}
+
+// RFC 9449 §10.1: a DPoP proof at PAR binds the code to the proof's key — a plain proof, and
+// combined mode's proof (verified with the client's authentication); a dpop_jkt sent beside it
+// must name the same key.
+func TestDPoP_PARBindsCode(t *testing.T) {
+	env := newTestServer(t, func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{ClientID: "agent-webd", TokenEndpointAuthMethod: config.AuthMethodAttestJWTDPoP,
+			GrantTypes: []string{"authorization_code"}, Scopes: []string{"read"}, RedirectURIs: []string{webRedirect}})
+	})
+	verifier := oauth2.GenerateVerifier()
+	form := func(clientID string) url.Values {
+		return url.Values{"client_id": {clientID}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"read"},
+			"state": {randomString(t)}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+	}
+
+	key := newECKey(t)
+	status, errCode, requestURI := pushForm(t, env, form(webClientID), map[string]string{"DPoP": env.dpopProof(key, "POST", "/oauth2/par", "", "")})
+	if status != 201 {
+		t.Fatalf("PAR with a plain DPoP proof: %d %q", status, errCode)
+	}
+	cb := browserLogin(t, env, env.URL+"/oauth2/authorize?"+url.Values{"client_id": {webClientID}, "request_uri": {requestURI}}.Encode())
+	code := cb.Query().Get("code")
+	if r := exchangeDPoPCode(t, env, code, verifier, newECKey(t), ""); r.Status != 400 || r.Error != "invalid_grant" {
+		t.Fatalf("code pushed with a proof, redeemed with another key: %d %q, want invalid_grant", r.Status, r.Error)
+	}
+	if r := exchangeDPoPCode(t, env, code, verifier, key, ""); r.Status != 200 || r.TokenType != "DPoP" {
+		t.Fatalf("code pushed with a proof, redeemed with its key: %d %q %s", r.Status, r.Error, r.Description)
+	}
+
+	combined := func(dpopJKT string) (int, string) {
+		f := form("agent-webd")
+		if dpopJKT != "" {
+			f.Set("dpop_jkt", dpopJKT)
+		}
+		status, errCode, _ := pushForm(t, env, f, map[string]string{
+			"OAuth-Client-Attestation": env.attestation("agent-webd", env.Instance),
+			"DPoP":                     env.dpopProof(env.Instance, "POST", "/oauth2/par", "", ""),
+		})
+		return status, errCode
+	}
+	if status, errCode := combined(thumbprint(t, newECKey(t))); status != 400 || errCode != "invalid_dpop_proof" {
+		t.Errorf("combined mode, dpop_jkt of another key: %d %q, want 400 invalid_dpop_proof", status, errCode)
+	}
+	if status, errCode := combined(thumbprint(t, env.Instance)); status != 201 {
+		t.Errorf("combined mode, dpop_jkt of the proof key: %d %q, want 201", status, errCode)
+	}
+}

@@ -42,21 +42,7 @@ func (s *Server) handlePAR(c echo.Context) error {
 	}
 	var dpopErr error
 	if plainDPoP(r.Header) {
-		proof, err := s.verifyPlainDPoP(r, "")
-		if err != nil {
-			dpopErr = err
-		}
-		out.dpopProof = proof
-	}
-	if proof := out.dpopProof; proof != nil {
-		// RFC 9449 §10.1: a proof at PAR binds the code to its key; a dpop_jkt sent beside it
-		// must name the same key.
-		if jkt := r.Form.Get("dpop_jkt"); jkt != "" && !equalJKT(jkt, proof.JKT) {
-			s.writeOAuthError(rw, r, out, invalidDPoPProof(errors.New("dpop_jkt does not match the DPoP proof key")))
-			return nil
-		}
-		r.Form.Set("dpop_jkt", proof.JKT)
-		r.PostForm.Set("dpop_jkt", proof.JKT)
+		out.dpopProof, dpopErr = s.verifyPlainDPoP(r, "")
 	}
 	ar, err := s.provider.NewPushedAuthorizeRequest(ctx, r)
 	if dpopErr != nil {
@@ -68,6 +54,18 @@ func (s *Server) handlePAR(c echo.Context) error {
 		s.recordDecision(ctx, out, nil)
 		s.writeOAuthError(rw, r, out, err)
 		return nil
+	}
+	// RFC 9449 §10.1: a proof at PAR — plain, or combined mode's, verified with the client's
+	// authentication — binds the code to its key (the stored dpop_jkt); a dpop_jkt sent beside
+	// it must name the same key.
+	if jkt := dpopJKT(out); jkt != "" {
+		form := ar.GetRequestForm()
+		if sent := form.Get("dpop_jkt"); sent != "" && !equalJKT(sent, jkt) {
+			s.recordDecision(ctx, out, nil)
+			s.writeOAuthError(rw, r, out, invalidDPoPProof(errors.New("dpop_jkt does not match the DPoP proof key")))
+			return nil
+		}
+		form.Set("dpop_jkt", jkt)
 	}
 	// RFC 9126 §2.1: a pushed request is validated as an authorization request would be, PKCE
 	// included (fosite checks PKCE only when the code is issued).
