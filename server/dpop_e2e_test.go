@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/authz/authz/config"
@@ -65,21 +67,24 @@ func TestDPoP_BoundClientCredentials(t *testing.T) {
 		t.Fatalf("introspection = %v", got)
 	}
 	// The same proof again is a replay (RFC 9449 §11.1).
-	if r := basicReq(t, env, ccForm, map[string]string{"DPoP": proof}); r.Status != 400 || r.Error != "invalid_dpop_proof" {
-		t.Fatalf("replayed proof: %d %q", r.Status, r.Error)
+	if r := basicReq(t, env, ccForm, map[string]string{"DPoP": proof}); r.Status != 400 || r.Error != "invalid_dpop_proof" ||
+		!strings.HasSuffix(r.Description, ": its jti was used before.") {
+		t.Fatalf("replayed proof: %d %q %q", r.Status, r.Error, r.Description)
 	}
+	// The description names the failed check in fixed words (never the proof's content).
 	for _, tc := range []struct {
-		name  string
-		proof string
-		want  string
+		name, proof, check string
 	}{
-		{"wrong_htu", env.dpopProof(key, "POST", "/oauth2/par", "", ""), "invalid_dpop_proof"},
-		{"wrong_htm", env.dpopProof(key, "GET", "/oauth2/token", "", ""), "invalid_dpop_proof"},
-		{"garbage", "not-a-jwt", "invalid_dpop_proof"},
+		{"wrong_htu", env.dpopProof(key, "POST", "/oauth2/par", "", ""), "htu is not this endpoint's URL"},
+		{"wrong_htm", env.dpopProof(key, "GET", "/oauth2/token", "", ""), "htm is not the request method"},
+		{"garbage", "not-a-jwt", "it is not a compact JWS"},
+		{"wrong_typ", sign(t, key, jose.ES256, "JWT", map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: key.Public()}},
+			map[string]any{"jti": randomString(t), "htm": "POST", "htu": env.URL + "/oauth2/token", "iat": time.Now().Unix()}), "typ must be dpop+jwt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := basicReq(t, env, ccForm, map[string]string{"DPoP": tc.proof}); r.Status != 400 || r.Error != tc.want {
-				t.Fatalf("%d %q, want 400 %s", r.Status, r.Error, tc.want)
+			r := basicReq(t, env, ccForm, map[string]string{"DPoP": tc.proof})
+			if want := "The DPoP proof is invalid (RFC 9449 §4.3): " + tc.check + "."; r.Status != 400 || r.Error != "invalid_dpop_proof" || r.Description != want {
+				t.Fatalf("%d %q %q, want 400 invalid_dpop_proof %q", r.Status, r.Error, r.Description, want)
 			}
 		})
 	}

@@ -62,7 +62,7 @@ func (s *Server) handlePAR(c echo.Context) error {
 		form := ar.GetRequestForm()
 		if sent := form.Get("dpop_jkt"); sent != "" && !equalJKT(sent, jkt) {
 			s.recordDecision(ctx, out, nil)
-			s.writeOAuthError(rw, r, out, invalidDPoPProof(errors.New("dpop_jkt does not match the DPoP proof key")))
+			s.writeOAuthError(rw, r, out, invalidDPoPProof(errDPoPJKTMismatch))
 			return nil
 		}
 		form.Set("dpop_jkt", jkt)

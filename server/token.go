@@ -186,7 +186,42 @@ func (s *Server) dpopNonceDue(r *http.Request, out *outcome) bool {
 }
 
 func invalidDPoPProof(err error) *fosite.RFC6749Error {
-	return dpopError("invalid_dpop_proof", "The DPoP proof is invalid (RFC 9449 §4.3).", err)
+	return dpopError("invalid_dpop_proof", "The DPoP proof is invalid (RFC 9449 §4.3): "+dpopFailure(err)+".", err)
+}
+
+// dpopFailures name the check a proof failed, in fixed words: the description never echoes
+// the proof. Checked in order; the first match wins.
+var dpopFailures = []struct {
+	err  error
+	text string
+}{
+	{dpop.ErrTooLarge, "it is too large"},
+	{dpop.ErrMultiple, "more than one proof was sent"},
+	{dpop.ErrMalformed, "it is not a compact JWS"},
+	{dpop.ErrDuplicateMember, "a JSON member appears twice"},
+	{dpop.ErrCrit, "crit is not supported"},
+	{dpop.ErrTyp, "typ must be dpop+jwt"},
+	{dpop.ErrAlg, "alg is not allowed or does not fit the key"},
+	{dpop.ErrJWK, "jwk is not an allowed public key"},
+	{dpop.ErrSignature, "the signature does not verify with jwk"},
+	{dpop.ErrHTM, "htm is not the request method"},
+	{dpop.ErrHTU, "htu is not this endpoint's URL"},
+	{dpop.ErrIAT, "iat is outside the accepted window"},
+	{dpop.ErrATH, "ath does not match the access token"},
+	{dpop.ErrClaims, "jti, htm, htu or iat is missing or not valid"},
+	{storage.ErrReplayed, "its jti was used before"},
+	{errDPoPJKTMismatch, "dpop_jkt names another key"},
+}
+
+var errDPoPJKTMismatch = errors.New("dpop_jkt does not match the DPoP proof key")
+
+func dpopFailure(err error) string {
+	for _, f := range dpopFailures {
+		if errors.Is(err, f.err) {
+			return f.text
+		}
+	}
+	return "see RFC 9449 §4.3"
 }
 
 // dpopError is a 400 with one of RFC 9449's error codes (§5, §8).
