@@ -124,7 +124,7 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 		if err := inexactRedirectURI(ar, client); err != nil {
 			return s.renderError(c, http.StatusBadRequest, "Invalid request", err.GetDescription())
 		}
-		if err := requirePKCE(ar, client); err != nil {
+		if err := checkAuthorizeRequest(ar, client); err != nil {
 			s.writeAuthorizeError(ctx, rw, ar, err)
 			return nil
 		}
@@ -172,7 +172,7 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	if err := inexactRedirectURI(ar, client); err != nil {
 		return s.renderError(c, http.StatusBadRequest, "Invalid request", err.GetDescription())
 	}
-	if err := requirePKCE(ar, client); err != nil {
+	if err := checkAuthorizeRequest(ar, client); err != nil {
 		s.writeAuthorizeError(ctx, rw, ar, err)
 		return nil
 	}
@@ -292,6 +292,28 @@ func (s *Server) cookieMAC(payload string) string {
 	m.Write([]byte("login\x00"))
 	m.Write([]byte(payload))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// checkAuthorizeRequest refuses, before any page is shown (and when a request is pushed), what
+// fosite would accept or only notice later: PKCE's shape (requirePKCE), a request object (RFC
+// 9101 is not supported; fosite ignores `request` without the openid scope, and PAR would store
+// it unread), and a dpop_jkt that is not an RFC 7638 SHA-256 thumbprint (RFC 9449 §10: such a
+// code could never be redeemed).
+func checkAuthorizeRequest(ar fosite.AuthorizeRequester, client *storage.Client) error {
+	form := ar.GetRequestForm()
+	if form.Has("request") {
+		return errRequestNotSupported
+	}
+	if jkt := form.Get("dpop_jkt"); form.Has("dpop_jkt") && !validJKT(jkt) {
+		return fosite.ErrInvalidRequest.WithHint("dpop_jkt must be an RFC 7638 SHA-256 JWK thumbprint (43 base64url characters, RFC 9449 §10).")
+	}
+	return requirePKCE(ar, client)
+}
+
+var errRequestNotSupported = &fosite.RFC6749Error{
+	ErrorField:       "request_not_supported",
+	DescriptionField: "Request objects (the request parameter, RFC 9101) are not supported.",
+	CodeField:        http.StatusBadRequest,
 }
 
 // requirePKCE refuses, before any page is shown (and when a request is pushed), what fosite

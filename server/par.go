@@ -75,7 +75,7 @@ func (s *Server) handlePAR(c echo.Context) error {
 		s.writeOAuthError(rw, r, out, err)
 		return nil
 	}
-	if err := requirePKCE(ar, client); err != nil {
+	if err := checkAuthorizeRequest(ar, client); err != nil {
 		s.recordDecision(ctx, out, nil)
 		s.writeOAuthError(rw, r, out, err)
 		return nil

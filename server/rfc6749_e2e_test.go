@@ -271,3 +271,46 @@ func TestMetadata_IssuerWithPath(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorize_UnsupportedOrMalformedParameters: a request object (RFC 9101, not supported)
+// is refused with request_not_supported instead of being ignored (authorize) or stored unread
+// (PAR); a dpop_jkt that is not a thumbprint is invalid_request (RFC 9449 §10).
+func TestAuthorize_UnsupportedOrMalformedParameters(t *testing.T) {
+	env := newTestServer(t, withConfidentialWebClient)
+	verifier := oauth2.GenerateVerifier()
+	params := func(extra ...string) url.Values {
+		q := url.Values{"response_type": {"code"}, "client_id": {webClientID}, "redirect_uri": {webRedirect}, "scope": {"read"},
+			"state": {randomString(t)}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Set(extra[i], extra[i+1])
+		}
+		return q
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name      string
+		q         url.Values
+		wantError string
+	}{
+		{"request_object", params("request", "eyJhbGciOiJub25lIn0.eyJ4IjoxfQ."), "request_not_supported"},
+		{"dpop_jkt_not_a_thumbprint", params("dpop_jkt", "not-a-thumbprint x"), "invalid_request"},
+		{"dpop_jkt_empty", params("dpop_jkt", ""), "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := noRedirect.Get(env.URL + "/oauth2/authorize?" + tc.q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			if resp.StatusCode/100 != 3 || loc.Query().Get("error") != tc.wantError || loc.Query().Get("state") != tc.q.Get("state") {
+				t.Errorf("authorize: %d Location %v, want a redirect with error=%s and the state", resp.StatusCode, loc, tc.wantError)
+			}
+			form := tc.q
+			form.Set("client_id", confClientID)
+			if r := env.post("/oauth2/par", form, basicAuth(confClientID, confSecret)); r.Status != 400 || r.Error != tc.wantError {
+				t.Errorf("PAR: %d %q, want 400 %s", r.Status, r.Error, tc.wantError)
+			}
+		})
+	}
+}
