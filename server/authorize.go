@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -46,6 +47,10 @@ func repeatedParam(q url.Values) string {
 // unsupported response_mode=form_post with a self-submitting page, which the console's CSP
 // blocks, so the client never learned of the error.
 func (s *Server) writeAuthorizeError(ctx context.Context, rw http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	if errors.Is(err, fosite.ErrInvalidState) {
+		// fosite's invalid_state is not an RFC 6749 §4.1.2.1 code; the rule stays (decision S27).
+		err = fosite.ErrInvalidRequest.WithHint("The state parameter is required and must be at least 8 characters long.")
+	}
 	if req, ok := ar.(*fosite.AuthorizeRequest); ok && req.ResponseMode != fosite.ResponseModeDefault && req.ResponseMode != fosite.ResponseModeQuery {
 		req.ResponseMode = fosite.ResponseModeQuery
 	}

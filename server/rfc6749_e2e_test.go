@@ -314,3 +314,28 @@ func TestAuthorize_UnsupportedOrMalformedParameters(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthorize_StateRequired: state is required with at least 8 characters (fosite's rule,
+// kept: decision S27), refused with the registered invalid_request (RFC 6749 §4.1.2.1), not
+// fosite's own invalid_state.
+func TestAuthorize_StateRequired(t *testing.T) {
+	env := newTestServer(t, nil)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	verifier := oauth2.GenerateVerifier()
+	for _, state := range []string{"", "short"} {
+		q := url.Values{"response_type": {"code"}, "client_id": {webClientID}, "redirect_uri": {webRedirect}, "scope": {"read"},
+			"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+		if state != "" {
+			q.Set("state", state)
+		}
+		resp, err := noRedirect.Get(env.URL + "/oauth2/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if loc.Query().Get("error") != "invalid_request" || !strings.Contains(loc.Query().Get("error_description"), "state") {
+			t.Errorf("state %q: %d Location %v, want error=invalid_request about state", state, resp.StatusCode, loc)
+		}
+	}
+}
