@@ -4,5 +4,9 @@
 // hands the handler the token's claims, including authz's client_attestation evidence (which
 // attester vouched for which instance key).
 //
+// Every token must name the resource server in aud (Config.Audience, RFC 9068 §4); the issuer's
+// key set is cached for five minutes, and a key set that cannot be fetched makes requests fail
+// with 503 rather than be checked against stale keys.
+//
 // It does not do authorization: checking scopes against the resource is the handler's job.
 package resource
