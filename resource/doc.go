@@ -5,8 +5,8 @@
 // attester vouched for which instance key).
 //
 // Every token must name the resource server in aud (Config.Audience, RFC 9068 §4); the issuer's
-// key set is cached for five minutes, and a key set that cannot be fetched makes requests fail
-// with 503 rather than be checked against stale keys.
+// key set is fetched again every five minutes (a removed key stops being trusted); while the
+// issuer is unreachable the last set serves for up to an hour, then requests fail with 503.
 //
 // It does not do authorization: checking scopes against the resource is the handler's job.
 package resource

@@ -203,3 +203,28 @@ func TestKeySetExpires(t *testing.T) {
 	}
 	wantFetches(t, e.iss, 2)
 }
+
+// TestKeySetStaleWhileIssuerDown: when the set is due but the issuer cannot be reached, the last
+// set keeps serving for up to an hour, then requests fail with ErrKeysUnavailable.
+func TestKeySetStaleWhileIssuerDown(t *testing.T) {
+	e := newEnv(t)
+	v := newVerifier(t, e.iss, e.clk, nil)
+	long := func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(3 * time.Hour).Unix() }
+	raw := e.token(t, long)
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+		t.Fatalf("warming Verify: %v", err)
+	}
+	e.iss.fail(http.StatusBadGateway, "")
+	e.clk.Advance(10 * time.Minute)
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+		t.Fatalf("issuer down 10 minutes after the last fetch: Verify: %v", err)
+	}
+	e.clk.Advance(time.Hour)
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); !errors.Is(err, resource.ErrKeysUnavailable) {
+		t.Fatalf("issuer down 70 minutes after the last fetch: Verify error = %v, want ErrKeysUnavailable", err)
+	}
+	e.iss.fail(0, "")
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+		t.Fatalf("issuer back: Verify: %v", err)
+	}
+}

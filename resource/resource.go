@@ -117,8 +117,13 @@ var (
 const dpopAlgs = "ES256 ES384 ES512 PS256 PS384 PS512 EdDSA RS256"
 
 // jwksMaxAge is how long a fetched key set is used before it is fetched again, so a key the
-// issuer removed stops being trusted (authz serves /jwks.json with max-age=300).
-const jwksMaxAge = 5 * time.Minute
+// issuer removed stops being trusted (authz serves /jwks.json with max-age=300). While the
+// issuer cannot be reached, the last set serves for up to jwksMaxStale, so a short outage of
+// the authorization server does not take the resource server down with it.
+const (
+	jwksMaxAge   = 5 * time.Minute
+	jwksMaxStale = time.Hour
+)
 
 type ctxKey struct{}
 
@@ -305,7 +310,8 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 
 // key finds the verification key by kid. The key set is fetched again when it is older than
 // jwksMaxAge (a removed key stops being trusted) and on an unknown kid (a new key), at most
-// every 30 s for the latter; a failed fetch is ErrKeysUnavailable, never a stale answer.
+// every 30 s for the latter. A failed fetch falls back to a set younger than jwksMaxStale, else
+// it is ErrKeysUnavailable.
 func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 	v.mu.Lock()
 	set, fetched := v.keys, v.fetched
@@ -321,6 +327,12 @@ func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error
 	}
 	fresh, err := v.fetchKeys(ctx)
 	if err != nil {
+		if set != nil && age < jwksMaxStale {
+			if ks := set.Key(kid); len(ks) == 1 {
+				return &ks[0], nil
+			}
+			return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
 	}
 	v.mu.Lock()
