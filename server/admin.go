@@ -195,9 +195,15 @@ func (s *Server) adminStoreError(c echo.Context, what string, err error) error {
 	return nil
 }
 
-// pathParam returns a path parameter, unescaped (ids may hold any character).
+// pathParam returns a path parameter, unescaped (ids may hold any character). echo routes on
+// the request's RawPath when net/http kept one (the path had escapes such as %2F that decoding
+// would lose) and then hands out escaped parameters; otherwise it routes on the decoded Path,
+// and decoding again would turn the id "pct%41" into "pctA".
 func pathParam(c echo.Context, name string) string {
 	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v
+	}
 	if u, err := url.PathUnescape(v); err == nil {
 		return u
 	}

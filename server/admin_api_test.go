@@ -11,6 +11,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -842,5 +843,38 @@ func TestAdmin_ChangesReachTheDatabaseGeneration(t *testing.T) {
 	after, err := env.Store.Generation(ctx)
 	if err != nil || after <= before {
 		t.Fatalf("generation %d -> %d (%v): other replicas would not reload", before, after, err)
+	}
+}
+
+// TestAdmin_PathIDsDecodedOnce: an id is unescaped exactly once, so /admin/clients/pct%2541
+// names the client "pct%41", never "pctA" (ids from the CLI or the config file may hold '%').
+func TestAdmin_PathIDsDecodedOnce(t *testing.T) {
+	env := newAdminServer(t)
+	ctx := context.Background()
+	for _, id := range []string{"pct%41", "pctA"} {
+		if err := env.Store.UpsertClient(ctx, &storage.Client{ID: id, TokenEndpointAuthMethod: "client_secret_basic",
+			GrantTypes: []string{"client_credentials"}, SecretHash: []byte("$2a$10$xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), Source: "cli"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := env.admin(http.MethodGet, "/admin/clients/pct%2541", nil); r.Status != 200 || r.json(t)["client_id"] != "pct%41" {
+		t.Fatalf("GET /admin/clients/pct%%2541: %d %s", r.Status, r.Body)
+	}
+	if r := env.admin(http.MethodDelete, "/admin/clients/pct%2541", nil); r.Status != 204 {
+		t.Fatalf("DELETE /admin/clients/pct%%2541: %d %s", r.Status, r.Body)
+	}
+	if _, err := env.Store.GetClientRecord(ctx, "pctA"); err != nil {
+		t.Fatalf("deleting pct%%41 removed pctA: %v", err)
+	}
+	if _, err := env.Store.GetClientRecord(ctx, "pct%41"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("pct%%41 after its deletion: %v", err)
+	}
+	// An escaped slash still reaches the right record (echo routes on RawPath then).
+	if err := env.Store.UpsertClient(ctx, &storage.Client{ID: "a/b", TokenEndpointAuthMethod: "none",
+		GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{webRedirect}, Source: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := env.admin(http.MethodGet, "/admin/clients/a%2Fb", nil); r.Status != 200 || r.json(t)["client_id"] != "a/b" {
+		t.Fatalf("GET /admin/clients/a%%2Fb: %d %s", r.Status, r.Body)
 	}
 }
