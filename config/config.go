@@ -405,6 +405,39 @@ func ValidateIssuer(issuer string) error {
 	return nil
 }
 
+// ValidateRedirectURI checks a registered redirect URI (RFC 6749 §3.1.2, RFC 9700 §4.1): an
+// absolute URI without fragment or user info; https, or http on a loopback host (RFC 8252 §7.3;
+// nothing leaves the machine); for public clients (native apps) also a private-use scheme
+// named after a domain, which has a dot (RFC 8252 §7.1, "com.example.app:/cb"). Schemes that
+// run or embed content (javascript:, data:, vbscript:, file:, ...) are refused by that rule: a
+// code would be handed to a script.
+func ValidateRedirectURI(raw string, public bool) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs():
+		return fmt.Errorf("%q must be an absolute URI", raw)
+	case strings.Contains(raw, "#"):
+		return fmt.Errorf("%q must not have a fragment (RFC 6749 §3.1.2)", raw)
+	case u.User != nil:
+		return fmt.Errorf("%q must not have user info", raw)
+	}
+	switch scheme := strings.ToLower(u.Scheme); {
+	case scheme == "https":
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host", raw)
+		}
+	case scheme == "http":
+		if !IsLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("%q: http is allowed only for loopback hosts (RFC 8252 §7.3); use https", raw)
+		}
+	case public && strings.Contains(scheme, "."):
+		// a private-use scheme of a native app
+	default:
+		return fmt.Errorf("%q: the scheme must be https, http on a loopback host, or (public clients) a private-use scheme with a dot, such as com.example.app (RFC 8252 §7.1)", raw)
+	}
+	return nil
+}
+
 // IsLoopbackHost reports whether host is localhost or a loopback IP.
 func IsLoopbackHost(host string) bool {
 	if host == "localhost" {
@@ -510,8 +543,8 @@ func (c *Config) validateClients(p *problems, attesterIDs map[string]bool) {
 			p.addf("%s: redirect_uris is required for authorization_code", where)
 		}
 		for _, r := range cl.RedirectURIs {
-			if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
-				p.addf("%s: redirect_uri %q must be an absolute URI without fragment", where, r)
+			if err := ValidateRedirectURI(r, cl.TokenEndpointAuthMethod == AuthMethodNone); err != nil {
+				p.addf("%s: redirect_uri %v", where, err)
 			}
 		}
 		isAttest := cl.TokenEndpointAuthMethod == AuthMethodAttestJWT || cl.TokenEndpointAuthMethod == AuthMethodAttestJWTDPoP

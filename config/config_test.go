@@ -146,3 +146,35 @@ func unwrapAll(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+func TestValidateRedirectURI(t *testing.T) {
+	for _, tc := range []struct {
+		uri            string
+		public, wantOK bool
+	}{
+		{"https://app.example.com/cb", false, true},
+		{"https://app.example.com/cb?x=1", false, true},
+		{"http://127.0.0.1:8090/callback", false, true},
+		{"http://localhost/cb", true, true},
+		{"http://[::1]:9/cb", true, true},
+		{"com.example.app:/oauth2redirect", true, true},
+		{"com.example.app:/oauth2redirect", false, false}, // private-use schemes are for native (public) apps
+		{"myapp:/cb", true, false},                        // RFC 8252 §7.1: a reverse domain name
+		{"http://app.example.com/cb", false, false},
+		{"javascript:alert(document.domain)//", false, false},
+		{"javascript:alert(1)", true, false},
+		{"data:text/html,<script>alert(1)</script>", true, false},
+		{"vbscript:msgbox", true, false},
+		{"file:///etc/passwd", true, false},
+		{"https://app.example.com/cb#", false, false},
+		{"https://app.example.com/cb#frag", false, false},
+		{"https://user:pw@app.example.com/cb", false, false},
+		{"https:///cb", false, false},
+		{"/relative/cb", false, false},
+		{"", false, false},
+	} {
+		if err := ValidateRedirectURI(tc.uri, tc.public); (err == nil) != tc.wantOK {
+			t.Errorf("ValidateRedirectURI(%q, public=%v) = %v, want ok=%v", tc.uri, tc.public, err, tc.wantOK)
+		}
+	}
+}

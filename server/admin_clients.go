@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -375,8 +374,8 @@ func validateClient(c *storage.Client, knownAttesters map[string]bool, newID boo
 		add("redirect_uris: required for authorization_code")
 	}
 	for i, r := range c.RedirectURIs {
-		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" || u.Host == "" && u.Opaque == "" {
-			add("redirect_uris[%d]: %q must be an absolute URI without fragment", i, r)
+		if err := config.ValidateRedirectURI(r, method == config.AuthMethodNone); err != nil {
+			add("redirect_uris[%d]: %v", i, err)
 		}
 	}
 	if method == config.AuthMethodPrivateKeyJWT && len(c.JWKS) == 0 {
