@@ -20,6 +20,7 @@ import (
 	"github.com/ory/fosite"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authz/authz/config"
 	"github.com/authz/authz/storage"
 	"github.com/authz/authz/templates"
 )
@@ -126,7 +127,7 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 			return nil
 		}
 		client, _ := ar.GetClient().(*storage.Client)
-		if err := inexactRedirectURI(ar, client); err != nil {
+		if err := redirectURIProblem(ar, client); err != nil {
 			return s.renderError(c, http.StatusBadRequest, "Invalid request", err.GetDescription())
 		}
 		if err := checkAuthorizeRequest(ar, client); err != nil {
@@ -174,7 +175,7 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	}
 	// The same checks as when the pages were shown: the query can be changed before the POST.
 	client, _ := ar.GetClient().(*storage.Client)
-	if err := inexactRedirectURI(ar, client); err != nil {
+	if err := redirectURIProblem(ar, client); err != nil {
 		return s.renderError(c, http.StatusBadRequest, "Invalid request", err.GetDescription())
 	}
 	if err := checkAuthorizeRequest(ar, client); err != nil {
@@ -343,16 +344,25 @@ func requirePKCE(ar fosite.AuthorizeRequester, client *storage.Client) error {
 	return nil
 }
 
-// inexactRedirectURI refuses a confidential client's redirect_uri that is not one of its
-// registered URIs byte for byte. fosite also accepts a registered loopback URI with any port (RFC
-// 8252 §7.3), which is for native apps, i.e. public clients; RFC 9700 §4.1.3 wants exact matching
-// otherwise (decision S26). The error must be shown, never redirected to that URI.
-func inexactRedirectURI(ar fosite.AuthorizeRequester, client *storage.Client) *fosite.RFC6749Error {
-	raw := ar.GetRequestForm().Get("redirect_uri")
-	if raw == "" || client == nil || client.IsPublic() || slices.Contains(client.GetRedirectURIs(), raw) {
+// redirectURIProblem refuses a redirect URI the code must not be sent to, with an error that
+// must be shown, never redirected to that URI: for a confidential client, one that is not a
+// registered URI byte for byte (fosite also accepts a registered loopback URI with any port, RFC
+// 8252 §7.3, which is for native apps, i.e. public clients; RFC 9700 §4.1.3 wants exact matching
+// otherwise, decision S26); for any client, one that config.ValidateRedirectURI refuses (a
+// javascript: or cleartext URI registered before that rule existed).
+func redirectURIProblem(ar fosite.AuthorizeRequester, client *storage.Client) *fosite.RFC6749Error {
+	if client == nil {
 		return nil
 	}
-	return fosite.ErrInvalidRequest.WithHint("The redirect_uri is not one of the client's registered redirect URIs (exact match).")
+	if raw := ar.GetRequestForm().Get("redirect_uri"); raw != "" && !client.IsPublic() && !slices.Contains(client.GetRedirectURIs(), raw) {
+		return fosite.ErrInvalidRequest.WithHint("The redirect_uri is not one of the client's registered redirect URIs (exact match).")
+	}
+	if u := ar.GetRedirectURI(); u != nil {
+		if err := config.ValidateRedirectURI(u.String(), client.IsPublic()); err != nil {
+			return fosite.ErrInvalidRequest.WithHint("The redirect URI is not allowed: " + err.Error() + ".")
+		}
+	}
+	return nil
 }
 
 // pkceChallengeChars is RFC 7636 §4.1's unreserved set.

@@ -70,7 +70,7 @@ func (s *Server) handlePAR(c echo.Context) error {
 	// RFC 9126 §2.1: a pushed request is validated as an authorization request would be, PKCE
 	// included (fosite checks PKCE only when the code is issued).
 	client, _ := ar.GetClient().(*storage.Client)
-	if err := inexactRedirectURI(ar, client); err != nil {
+	if err := redirectURIProblem(ar, client); err != nil {
 		s.recordDecision(ctx, out, nil)
 		s.writeOAuthError(rw, r, out, err)
 		return nil

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/storage"
 )
 
 // A confidential authorization-code client with two scopes, for the refresh, introspection and
@@ -336,6 +337,32 @@ func TestAuthorize_StateRequired(t *testing.T) {
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		if loc.Query().Get("error") != "invalid_request" || !strings.Contains(loc.Query().Get("error_description"), "state") {
 			t.Errorf("state %q: %d Location %v, want error=invalid_request about state", state, resp.StatusCode, loc)
+		}
+	}
+}
+
+// TestAuthorize_UnsafeStoredRedirectURI: a redirect URI stored before config.ValidateRedirectURI
+// existed (javascript:, cleartext http) is refused at the authorization endpoint with an error
+// page: the code is never sent there.
+func TestAuthorize_UnsafeStoredRedirectURI(t *testing.T) {
+	env := newTestServer(t, nil)
+	for _, uri := range []string{"javascript:alert(document.domain)//", "http://evil.example/cb"} {
+		id := "legacy-" + randomString(t)[:8]
+		if err := env.Store.UpsertClient(t.Context(), &storage.Client{ID: id, TokenEndpointAuthMethod: "none", Public: true,
+			GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, Scopes: []string{"read"}, RedirectURIs: []string{uri}, Source: "cli"}); err != nil {
+			t.Fatal(err)
+		}
+		verifier := oauth2.GenerateVerifier()
+		q := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {uri}, "scope": {"read"}, "state": {randomString(t)},
+			"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noRedirect.Get(env.URL + "/oauth2/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+			t.Errorf("%s: %d Location %q, want a 400 page", uri, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
 }
