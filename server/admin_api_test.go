@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -879,5 +880,50 @@ func TestAdmin_PathIDsDecodedOnce(t *testing.T) {
 	}
 	if r := env.admin(http.MethodGet, "/admin/clients/a%2Fb", nil); r.Status != 200 || r.json(t)["client_id"] != "a/b" {
 		t.Fatalf("GET /admin/clients/a%%2Fb: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestAdmin_ConcurrentWrites: writes checked outside their transaction still cannot overwrite
+// or resurrect: of concurrent creates of one id exactly one is 201 (the others 409), and a
+// secret rotation racing a delete never brings the client back.
+func TestAdmin_ConcurrentWrites(t *testing.T) {
+	env := newAdminServer(t)
+	body := map[string]any{"client_id": "race1", "token_endpoint_auth_method": "client_secret_basic", "grant_types": []string{"client_credentials"}}
+	const n = 10
+	statuses := make(chan int, n)
+	for range n {
+		go func() { statuses <- env.admin(http.MethodPost, "/admin/clients", body).Status }()
+	}
+	created := 0
+	for range n {
+		switch s := <-statuses; s {
+		case 201:
+			created++
+		case 409:
+		default:
+			t.Errorf("concurrent create: %d, want 201 or 409", s)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d concurrent creates of race1 answered 201, want 1", created)
+	}
+
+	for i := range 5 {
+		id := fmt.Sprintf("zombie%d", i)
+		if r := env.admin(http.MethodPost, "/admin/clients", map[string]any{"client_id": id, "token_endpoint_auth_method": "client_secret_basic",
+			"grant_types": []string{"client_credentials"}}); r.Status != 201 {
+			t.Fatalf("create %s: %d %s", id, r.Status, r.Body)
+		}
+		done := make(chan int, 1)
+		go func() { done <- env.admin(http.MethodPost, "/admin/clients/"+id+"/secret", nil).Status }()
+		if r := env.admin(http.MethodDelete, "/admin/clients/"+id, nil); r.Status != 204 {
+			t.Fatalf("delete %s: %d", id, r.Status)
+		}
+		if s := <-done; s != 200 && s != 404 {
+			t.Errorf("rotation racing a delete: %d, want 200 or 404", s)
+		}
+		if r := env.admin(http.MethodGet, "/admin/clients/"+id, nil); r.Status != 404 {
+			t.Fatalf("%s after delete and a racing rotation: %d, want 404 (it came back)", id, r.Status)
+		}
 	}
 }

@@ -268,7 +268,13 @@ func (s *Server) saveAttester(ctx context.Context, who adminActor, rec *storage.
 		action, detail = attesterAction(before, rec), attesterChanges(before, rec)
 	}
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		if err := s.store.UpsertAttester(ctx, rec); err != nil {
+		// Create never replaces and update never re-creates: a racing create, update or delete
+		// is caught here (409 / 404), not silently overwritten.
+		write := s.store.UpdateAttester
+		if mode == saveCreate {
+			write = s.store.CreateAttester
+		}
+		if err := write(ctx, rec); err != nil {
 			return err
 		}
 		return s.recordChange(ctx, who, action, "attester", rec.ID, detail)

@@ -230,14 +230,14 @@ func (s *Server) adminRotateClientSecret(c echo.Context) error {
 	if err != nil {
 		return s.adminStoreError(c, "client secret", err)
 	}
-	rec.SecretHash = hash
 	who := s.actorOf(c, actorAPI)
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		if err := s.store.UpsertClient(ctx, rec); err != nil {
-			return err
+		if err := s.store.SetClientSecret(ctx, id, hash); err != nil {
+			return err // ErrNotFound when a delete won the race: the client stays deleted
 		}
 		return s.recordChange(ctx, who, "rotate_secret", "client", id, "a new client secret was generated; the old one no longer works")
 	})
+	s.clients.reset()
 	if err != nil {
 		return s.adminStoreError(c, "client "+strconvQuote(id), err)
 	}
@@ -299,11 +299,18 @@ func (s *Server) saveClient(ctx context.Context, who adminActor, rec *storage.Cl
 		detail += "; a client secret was generated"
 	}
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		if err := s.store.UpsertClient(ctx, rec); err != nil {
+		// Create never replaces and update never re-creates: the checks above ran outside this
+		// transaction, so a racing create, update or delete is caught here (409 / 404).
+		write := s.store.UpdateClient
+		if mode == saveCreate {
+			write = s.store.CreateClient
+		}
+		if err := write(ctx, rec); err != nil {
 			return err
 		}
 		return s.recordChange(ctx, who, action, "client", rec.ID, detail)
 	})
+	s.clients.reset() // this replica's cache (others follow the generation)
 	if err != nil {
 		return rec, "", nil, err
 	}
@@ -319,6 +326,7 @@ func (s *Server) deleteClient(ctx context.Context, who adminActor, id string) er
 		}
 		return s.recordChange(ctx, who, "delete", "client", id, "removed with its tokens")
 	})
+	s.clients.reset()
 	if err == nil {
 		s.log.InfoContext(ctx, "admin: client deleted", "client_id", id, "actor", who.Actor, "remote", who.Remote)
 	}

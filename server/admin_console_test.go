@@ -286,6 +286,19 @@ func TestConsole_ClientsDecisionsInstance(t *testing.T) {
 	if r := env.post("/oauth2/token", form, nil); r.Status != 200 {
 		t.Fatalf("token with the console's secret: %d %s", r.Status, r.Description)
 	}
+	// Removing the client in the console ends it at once on this replica: the client cache is
+	// cleared (before, cached clients kept getting tokens until the generation poll).
+	if p := u.post("/admin/ui/clients/batch/delete", url.Values{}); p.Status != 303 {
+		t.Fatalf("console delete: %d %s", p.Status, p.Body)
+	}
+	if r := env.post("/oauth2/token", form, nil); r.Status != 401 || r.Error != "invalid_client" {
+		t.Fatalf("token for a client removed in the console: %d %q, want 401 invalid_client", r.Status, r.Error)
+	}
+	p = u.post("/admin/ui/clients", url.Values{"client_id": {"batch"}, "token_endpoint_auth_method": {"client_secret_post"},
+		"grant_types": {"client_credentials"}, "scopes": {"read write"}})
+	if m = regexp.MustCompile(`id="new-secret">([^<]+)<`).FindStringSubmatch(p.Body); p.Status != 200 || m == nil {
+		t.Fatalf("add the client again: %d %s", p.Status, p.Body)
+	}
 	p = u.post("/admin/ui/clients", url.Values{"client_id": {"x"}, "token_endpoint_auth_method": {"none"}, "grant_types": {"client_credentials authorization_code"}})
 	if p.Status != 400 || !strings.Contains(p.Body, "cannot use client_credentials") || !strings.Contains(p.Body, "redirect_uris: required") {
 		t.Fatalf("refused client: %d %s", p.Status, p.Body)

@@ -33,6 +33,38 @@ var attesterColumns = []string{
 // UpsertAttester creates or replaces the attester a.ID and bumps the generation in the same
 // transaction. a.CreatedAt and a.UpdatedAt are set from the stored row.
 func (s *Store) UpsertAttester(ctx context.Context, a *Attester) error {
+	return s.writeAttester(ctx, a, "upsert attester", func(ctx context.Context, row *attesterModel) error {
+		return s.conn(ctx).Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "id"}},
+			DoUpdates: clause.AssignmentColumns(attesterColumns),
+		}).Create(row).Error
+	})
+}
+
+// CreateAttester stores the new attester a.ID (ErrConflict if it exists) and bumps the
+// generation in one transaction.
+func (s *Store) CreateAttester(ctx context.Context, a *Attester) error {
+	return s.writeAttester(ctx, a, "create attester", func(ctx context.Context, row *attesterModel) error {
+		return s.conn(ctx).Create(row).Error
+	})
+}
+
+// UpdateAttester replaces the stored attester a.ID (created_at is kept) and bumps the generation
+// in one transaction; an attester that is gone is ErrNotFound (an update racing a delete does
+// not bring it back).
+func (s *Store) UpdateAttester(ctx context.Context, a *Attester) error {
+	return s.writeAttester(ctx, a, "update attester", func(ctx context.Context, row *attesterModel) error {
+		res := s.conn(ctx).Model(&attesterModel{}).Where("id = ?", row.ID).Select(attesterColumns).Updates(row)
+		if res.Error == nil && res.RowsAffected == 0 {
+			return fmt.Errorf("attester %q: %w", row.ID, ErrNotFound)
+		}
+		return res.Error
+	})
+}
+
+// writeAttester checks a, runs write with its row in a transaction that also reads back the
+// timestamps and bumps the generation.
+func (s *Store) writeAttester(ctx context.Context, a *Attester, op string, write func(context.Context, *attesterModel) error) error {
 	if a == nil || a.ID == "" {
 		return fmt.Errorf("%w: attester id is empty", ErrInvalid)
 	}
@@ -49,16 +81,12 @@ func (s *Store) UpsertAttester(ctx context.Context, a *Attester) error {
 		Enabled: a.Enabled, Source: a.Source, CreatedAt: now, UpdatedAt: now,
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
-		err := s.conn(ctx).Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "id"}},
-			DoUpdates: clause.AssignmentColumns(attesterColumns),
-		}).Create(row).Error
-		if err != nil {
-			return mapError("upsert attester", err)
+		if err := write(ctx, row); err != nil {
+			return mapError(op, err)
 		}
 		var stored attesterModel
 		if err := s.conn(ctx).Where("id = ?", a.ID).Take(&stored).Error; err != nil {
-			return mapError("upsert attester", err)
+			return mapError(op, err)
 		}
 		a.CreatedAt, a.UpdatedAt = stored.CreatedAt.UTC(), stored.UpdatedAt.UTC()
 		return s.bumpGeneration(ctx)

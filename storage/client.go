@@ -156,6 +156,69 @@ func (s *Store) UpsertClient(ctx context.Context, c *Client) error {
 	})
 }
 
+// CreateClient stores the new client c.ID and bumps the generation in one transaction; a
+// client with that id is ErrConflict (never replaced: two racing creates give one client).
+func (s *Store) CreateClient(ctx context.Context, c *Client) error {
+	return s.writeClient(ctx, c, "create client", func(ctx context.Context, row *clientModel) error {
+		return s.conn(ctx).Create(row).Error
+	})
+}
+
+// UpdateClient replaces the stored client c.ID (created_at is kept) and bumps the generation in
+// one transaction; a client that is gone is ErrNotFound (never re-created: an update racing a
+// delete does not bring the client back).
+func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+	return s.writeClient(ctx, c, "update client", func(ctx context.Context, row *clientModel) error {
+		res := s.conn(ctx).Model(&clientModel{}).Where("id = ?", row.ID).Select(clientColumns).Updates(row)
+		if res.Error == nil && res.RowsAffected == 0 {
+			return fmt.Errorf("client %q: %w", row.ID, ErrNotFound)
+		}
+		return res.Error
+	})
+}
+
+// SetClientSecret replaces only the client's secret hash and bumps the generation; a client that
+// is gone is ErrNotFound. Other columns are left as they are, so a rotation racing an update
+// loses neither.
+func (s *Store) SetClientSecret(ctx context.Context, id string, hash []byte) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		res := s.conn(ctx).Model(&clientModel{}).Where("id = ?", id).
+			Updates(map[string]any{"secret_hash": hash, "updated_at": dbTime(s.now())})
+		if res.Error != nil {
+			return mapError("set client secret", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("storage: client %q: %w", id, ErrNotFound)
+		}
+		return s.bumpGeneration(ctx)
+	})
+}
+
+// writeClient runs write with c's row in a transaction that also reads back the timestamps and
+// bumps the generation.
+func (s *Store) writeClient(ctx context.Context, c *Client, op string, write func(context.Context, *clientModel) error) error {
+	if c == nil || c.ID == "" {
+		return fmt.Errorf("%w: client id is empty", ErrInvalid)
+	}
+	row, err := clientToModel(c)
+	if err != nil {
+		return err
+	}
+	now := dbTime(s.now())
+	row.CreatedAt, row.UpdatedAt = now, now
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := write(ctx, row); err != nil {
+			return mapError(op, err)
+		}
+		var stored clientModel
+		if err := s.conn(ctx).Where("id = ?", c.ID).Take(&stored).Error; err != nil {
+			return mapError(op, err)
+		}
+		c.CreatedAt, c.UpdatedAt = stored.CreatedAt.UTC(), stored.UpdatedAt.UTC()
+		return s.bumpGeneration(ctx)
+	})
+}
+
 // GetClientRecord returns the client id, or ErrNotFound.
 func (s *Store) GetClientRecord(ctx context.Context, id string) (*Client, error) {
 	var row clientModel
