@@ -433,10 +433,7 @@ func (s *Server) consoleRevoke(c echo.Context) error {
 	if !validJKT(jkt) {
 		return s.consoleError(c, http.StatusBadRequest, "Not an instance key", jktProblem(jkt)[0])
 	}
-	reason := strings.TrimSpace(c.Request().PostForm.Get("reason"))
-	if len(reason) > maxRevokeReason {
-		reason = reason[:maxRevokeReason]
-	}
+	reason := truncateRunes(strings.TrimSpace(strings.ToValidUTF8(c.Request().PostForm.Get("reason"), "\uFFFD")), maxRevokeReason)
 	if err := s.revokeInstance(c.Request().Context(), s.consoleActor(c), jkt, reason); err != nil {
 		return s.consoleStoreError(c, err)
 	}

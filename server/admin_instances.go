@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -137,7 +138,7 @@ func (s *Server) adminRevokeInstance(c echo.Context) error {
 	if c.Request().ContentLength != 0 {
 		problems = append(problems, decodeAdminJSON(c.Request(), &in)...)
 	}
-	if len(in.Reason) > maxRevokeReason {
+	if utf8.RuneCountInString(in.Reason) > maxRevokeReason {
 		problems = append(problems, fmt.Sprintf("reason: at most %d characters", maxRevokeReason))
 	}
 	if len(problems) > 0 {
@@ -214,4 +215,16 @@ func (s *Server) adminListChanges(c echo.Context) error {
 	}
 	writeJSON(c.Response(), http.StatusOK, map[string]any{"changes": rows, "next_cursor": next})
 	return nil
+}
+
+// truncateRunes cuts s to at most n characters, never inside a UTF-8 sequence (a lone lead byte
+// is invalid text, which PostgreSQL refuses to store).
+func truncateRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -182,4 +183,25 @@ func FuzzAttesterInput(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTruncateRunes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"},
+		{"abc", 3, "abc"},
+		{"abc", 2, "ab"},
+		{"ééé", 2, "éé"},
+		{strings.Repeat("a", 499) + "ééé", 500, strings.Repeat("a", 499) + "é"},
+		{"", 0, ""},
+		{"x", 0, ""},
+	} {
+		got := truncateRunes(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("truncateRunes(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
 }
