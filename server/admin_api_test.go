@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/authz/authz/config"
 	"github.com/authz/authz/internal/testkit"
+	"github.com/authz/authz/server"
 	"github.com/authz/authz/storage"
 )
 
@@ -925,5 +927,53 @@ func TestAdmin_ConcurrentWrites(t *testing.T) {
 		if r := env.admin(http.MethodGet, "/admin/clients/"+id, nil); r.Status != 404 {
 			t.Fatalf("%s after delete and a racing rotation: %d, want 404 (it came back)", id, r.Status)
 		}
+	}
+}
+
+// TestAdmin_ConfigRecordsRestoredAtStart: the configuration file's attesters and clients are
+// written at every start (interface.md); an admin change to them that start undoes — here a
+// disabled attester and a deleted client — is recorded in the change log by the actor "config",
+// so the log never claims a state the database no longer has.
+func TestAdmin_ConfigRecordsRestoredAtStart(t *testing.T) {
+	env := newAdminServer(t)
+	ctx := context.Background()
+	if r := env.admin(http.MethodPatch, "/admin/attesters/test-attester", map[string]any{"enabled": false}); r.Status != 200 {
+		t.Fatalf("disable: %d %s", r.Status, r.Body)
+	}
+	if r := env.admin(http.MethodDelete, "/admin/clients/"+secretClientID, nil); r.Status != 204 {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	// What every start runs.
+	if err := server.SyncConfig(ctx, env.Config, env.Store, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := env.Store.GetAttester(ctx, "test-attester"); err != nil || !a.Enabled {
+		t.Fatalf("attester after start: %+v %v, want enabled again", a, err)
+	}
+	if _, err := env.Store.GetClientRecord(ctx, secretClientID); err != nil {
+		t.Fatalf("client after start: %v, want re-created", err)
+	}
+	changes, err := env.Store.ListAdminChanges(ctx, storage.AdminChangeFilter{Limit: 2})
+	if err != nil || len(changes) != 2 {
+		t.Fatalf("changes = %+v %v", changes, err)
+	}
+	for _, want := range []struct{ resource, id, action string }{{"client", secretClientID, "create"}, {"attester", "test-attester", "enable"}} {
+		found := false
+		for _, ch := range changes {
+			if ch.Actor == "config" && ch.Resource == want.resource && ch.ResourceID == want.id && ch.Action == want.action &&
+				strings.HasPrefix(ch.Detail, "from the configuration file") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no config change %+v in %+v", want, changes)
+		}
+	}
+	// An unchanged start records nothing.
+	if err := server.SyncConfig(ctx, env.Config, env.Store, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := env.Store.ListAdminChanges(ctx, storage.AdminChangeFilter{Limit: 1}); len(again) != 1 || again[0].ID != changes[0].ID {
+		t.Fatalf("an unchanged start recorded %+v", again)
 	}
 }

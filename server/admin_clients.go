@@ -472,6 +472,7 @@ func clientChanges(before, after *storage.Client) string {
 		{"attesters", eq(before.Attesters, after.Attesters)},
 		{"require_attestation", before.RequireAttestation == after.RequireAttestation},
 		{"jwks", bytes.Equal(before.JWKS, after.JWKS)},
+		{"client_secret", bytes.Equal(before.SecretHash, after.SecretHash)},
 	} {
 		if !f.same {
 			changed = append(changed, f.name)

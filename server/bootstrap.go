@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"golang.org/x/crypto/bcrypt"
@@ -17,8 +18,12 @@ import (
 // SyncConfig upserts the attesters and clients of the configuration file into the database
 // (interface.md: "loaded at start (created or updated)"). Records added through the CLI or the
 // admin API are left alone. Every record is validated before anything is written, and all writes
-// happen in one transaction: a broken file changes nothing.
-func SyncConfig(ctx context.Context, cfg *config.Config, store *storage.Store) error {
+// happen in one transaction: a broken file changes nothing. A record the file changes — or
+// re-creates after an admin deleted it — gets an admin change record by the actor "config" and a
+// warning in the log: an admin change undone here is visible in the change log, which never
+// claims a state the database no longer has. (A first load into an empty database is not
+// recorded.)
+func SyncConfig(ctx context.Context, cfg *config.Config, store *storage.Store, log *slog.Logger) error {
 	attesters, err := configAttesters(cfg)
 	if err != nil {
 		return err
@@ -31,15 +36,50 @@ func SyncConfig(ctx context.Context, cfg *config.Config, store *storage.Store) e
 		}
 		clients = append(clients, rec)
 	}
+	var changes []storage.AdminChange
 	err = store.InTx(ctx, func(ctx context.Context) error {
+		changes = changes[:0]
 		for _, a := range attesters {
+			before, err := store.GetAttester(ctx, a.ID)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("attester %s: %w", a.ID, err)
+			}
 			if err := store.UpsertAttester(ctx, a); err != nil {
 				return fmt.Errorf("attester %s: %w", a.ID, err)
 			}
+			switch {
+			case before == nil:
+				if logged, err := hasChanges(ctx, store, "attester", a.ID); err != nil {
+					return err
+				} else if logged {
+					changes = append(changes, configChange("create", "attester", a.ID, describeAttester(a)))
+				}
+			case !attesterContentEqual(before, a):
+				changes = append(changes, configChange(attesterAction(before, a), "attester", a.ID, attesterChanges(before, a)))
+			}
 		}
 		for _, c := range clients {
+			before, err := store.GetClientRecord(ctx, c.ID)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("client %s: %w", c.ID, err)
+			}
 			if err := store.UpsertClient(ctx, c); err != nil {
 				return fmt.Errorf("client %s: %w", c.ID, err)
+			}
+			switch detail := clientChanges(before, c); {
+			case before == nil:
+				if logged, err := hasChanges(ctx, store, "client", c.ID); err != nil {
+					return err
+				} else if logged {
+					changes = append(changes, configChange("create", "client", c.ID, detail))
+				}
+			case detail != "no change":
+				changes = append(changes, configChange("update", "client", c.ID, detail))
+			}
+		}
+		for i := range changes {
+			if err := store.RecordAdminChange(ctx, &changes[i]); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -47,7 +87,26 @@ func SyncConfig(ctx context.Context, cfg *config.Config, store *storage.Store) e
 	if err != nil {
 		return fmt.Errorf("server: load config into the database: %w", err)
 	}
+	for _, ch := range changes {
+		log.WarnContext(ctx, "config: the configuration file's version of a record was written to the database; an admin change to it, if any, is undone",
+			"resource", ch.Resource, "id", ch.ResourceID, "action", ch.Action, "detail", ch.Detail)
+	}
 	return nil
+}
+
+// hasChanges reports whether the change log has a record of resource id (say, its deletion).
+func hasChanges(ctx context.Context, store *storage.Store, resource, id string) (bool, error) {
+	prior, err := store.ListAdminChanges(ctx, storage.AdminChangeFilter{Resource: resource, ResourceID: id, Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("%s %s: %w", resource, id, err)
+	}
+	return len(prior) > 0, nil
+}
+
+// configChange is the change record of a write by SyncConfig.
+func configChange(action, resource, id, detail string) storage.AdminChange {
+	return storage.AdminChange{Actor: "config", Action: action, Resource: resource, ResourceID: id,
+		Detail: "from the configuration file: " + detail}
 }
 
 // CheckConfigAttesters reads the configured attesters (jwks_file, x5c_roots) and validates them

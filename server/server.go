@@ -59,7 +59,7 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	s := &Server{cfg: cfg, store: store, log: log, metrics: newMetrics(), clients: newClientCache()}
 	s.metrics.registry.MustRegister(grantCollector(store)...)
 
-	if err := SyncConfig(ctx, cfg, store); err != nil {
+	if err := SyncConfig(ctx, cfg, store, log); err != nil {
 		return nil, err
 	}
 	globalSecret, err := store.SharedSecret(ctx, secretGlobal, 32)
