@@ -340,6 +340,8 @@ func (c *Config) validateServer(p *problems) {
 	}
 	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
 		p.addf("admin.token: must be at least 16 characters (or empty to disable the admin API)")
+	} else if c.Admin.Token != "" && distinctBytes(c.Admin.Token) < 8 {
+		p.addf("admin.token: too predictable (fewer than 8 different characters); use a random value, e.g. openssl rand -base64 32")
 	}
 	a := c.Attestation
 	positive := map[string]time.Duration{
@@ -615,4 +617,17 @@ func (p problems) err() error {
 		return nil
 	}
 	return fmt.Errorf("config: %d problem(s): %s", len(p), strings.Join(p, "; "))
+}
+
+// distinctBytes counts the different bytes of s.
+func distinctBytes(s string) int {
+	var seen [256]bool
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !seen[s[i]] {
+			seen[s[i]] = true
+			n++
+		}
+	}
+	return n
 }

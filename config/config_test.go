@@ -178,3 +178,25 @@ func TestValidateRedirectURI(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminTokenRules(t *testing.T) {
+	for _, tc := range []struct {
+		token string
+		ok    bool
+	}{
+		{"", true}, // the admin API is disabled
+		{"0123456789abcdef0123", true},
+		{"short-token", false},
+		{"aaaaaaaaaaaaaaaaaaaaaaaa", false},
+		{"abababababababababab", false},
+		{"abcdefgabcdefgabcdefg", false}, // 7 different characters
+		{"abcdefghabcdefghabcd", true},
+	} {
+		cfg := Default()
+		cfg.Admin.Token = tc.token
+		err := cfg.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("admin.token %q: Validate() = %v, want ok=%v", tc.token, err, tc.ok)
+		}
+	}
+}

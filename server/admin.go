@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -111,12 +113,42 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			writeJSON(c.Response(), http.StatusBadRequest, errorBody{Error: "invalid_request", Description: "The Authorization header must be exactly one 'Bearer <admin token>'."})
 			return nil
 		}
+		if wait := s.adminThrottled(r); wait > 0 {
+			return adminTooManyFailures(c, wait)
+		}
 		if !s.adminTokenMatches(strings.TrimSpace(token)) {
+			s.adminFailed(r)
 			s.log.WarnContext(r.Context(), "admin request refused: wrong token", "path", r.URL.Path, "remote", remoteOf(r))
 			return s.adminUnauthorized(c, "invalid_token", "The admin token is not valid.")
 		}
 		return next(c)
 	}
+}
+
+// Failed admin authentications (API and console sign-in) are limited per remote address: ten at
+// once, then one a second. While an address is over the limit its attempts are not checked at
+// all, so guessing the token from one address runs at one guess a second.
+const (
+	adminFailureRate  = 1.0
+	adminFailureBurst = 10
+)
+
+// adminThrottled reports how long r's address must wait before its admin token is checked.
+func (s *Server) adminThrottled(r *http.Request) time.Duration {
+	return s.adminFailures.wait(remoteOf(r), time.Now())
+}
+
+// adminFailed counts a failed admin authentication of r's address.
+func (s *Server) adminFailed(r *http.Request) {
+	s.adminFailures.reserve(remoteOf(r), time.Now())
+}
+
+// adminTooManyFailures answers 429 with Retry-After (RFC 6585 §4).
+func adminTooManyFailures(c echo.Context, wait time.Duration) error {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	writeJSON(c.Response(), http.StatusTooManyRequests, errorBody{Error: "too_many_requests",
+		Description: "Too many failed admin authentications from this address; wait and retry."})
+	return nil
 }
 
 // adminTokenMatches compares candidate with admin.token in constant time (over SHA-256

@@ -977,3 +977,32 @@ func TestAdmin_ConfigRecordsRestoredAtStart(t *testing.T) {
 		t.Fatalf("an unchanged start recorded %+v", again)
 	}
 }
+
+// TestAdmin_FailedAuthThrottled: ten failed admin authentications from one address, then one a
+// second; over the limit even the right token is not checked (429 with Retry-After), so the
+// token cannot be guessed faster from one address. The console sign-in shares the budget.
+func TestAdmin_FailedAuthThrottled(t *testing.T) {
+	env := newAdminServer(t)
+	wrong := map[string]string{"Authorization": "Bearer wrong-admin-token-0123456789"}
+	for i := range 10 {
+		if r := env.adminWith(http.MethodGet, "/admin/clients", nil, wrong); r.Status != 401 {
+			t.Fatalf("failure %d: %d, want 401", i+1, r.Status)
+		}
+	}
+	r := env.adminWith(http.MethodGet, "/admin/clients", nil, wrong)
+	if r.Status != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("11th failure: %d Retry-After %q, want 429 with Retry-After", r.Status, r.Header.Get("Retry-After"))
+	}
+	if r := env.admin(http.MethodGet, "/admin/clients", nil); r.Status != 429 {
+		t.Fatalf("the right token while throttled: %d, want 429 (not checked)", r.Status)
+	}
+	u := newConsoleUser(t, env)
+	u.get("/admin/ui/login")
+	if p := u.post("/admin/ui/login", url.Values{"token": {adminToken}}); p.Status != 429 {
+		t.Fatalf("console sign-in while throttled: %d, want 429", p.Status)
+	}
+	time.Sleep(1100 * time.Millisecond) // one attempt a second after the burst
+	if r := env.admin(http.MethodGet, "/admin/clients", nil); r.Status != 200 {
+		t.Fatalf("the right token a second later: %d, want 200", r.Status)
+	}
+}

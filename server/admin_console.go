@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -284,7 +285,12 @@ func (s *Server) consoleLogin(c echo.Context) error {
 		subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostForm.Get(csrfField))) != 1 || !s.sameOrigin(r) {
 		return s.renderLogin(c, http.StatusForbidden, "The sign-in form expired. Try again.")
 	}
+	if wait := s.adminThrottled(r); wait > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return s.renderLogin(c, http.StatusTooManyRequests, "Too many failed sign-ins from this address. Wait a few seconds and try again.")
+	}
 	if !s.adminTokenMatches(r.PostForm.Get("token")) {
+		s.adminFailed(r)
 		s.log.WarnContext(r.Context(), "console: sign-in refused: wrong token", "remote", remoteOf(r))
 		return s.renderLogin(c, http.StatusUnauthorized, "That is not the admin token of this server.")
 	}

@@ -38,6 +38,23 @@ func newLimiterTable(perSecond float64, burst int) *limiterTable {
 	return &limiterTable{rate: rate.Limit(perSecond), burst: burst, m: map[string]*limiterEntry{}}
 }
 
+// wait reports how long key must wait for a token, without taking one (0: one is there).
+func (t *limiterTable) wait(key string, now time.Time) time.Duration {
+	if t == nil || key == "" {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[key]
+	if !ok {
+		return 0
+	}
+	if tokens := e.l.TokensAt(now); tokens < 1 {
+		return time.Duration((1 - tokens) / float64(t.rate) * float64(time.Second))
+	}
+	return 0
+}
+
 // reserve takes a token for key; it returns 0 when allowed, else how long to wait.
 func (t *limiterTable) reserve(key string, now time.Time) time.Duration {
 	if t == nil || key == "" {

@@ -32,6 +32,8 @@ type Server struct {
 	cfg      *config.Config
 	store    *storage.Store
 	clients  *clientCache
+	// adminFailures throttles failed admin authentications per remote address (adminThrottled).
+	adminFailures *limiterTable
 	verifier *clientauth.Verifier
 	trust    *trust
 	log      *slog.Logger
@@ -56,7 +58,8 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: store, log: log, metrics: newMetrics(), clients: newClientCache()}
+	s := &Server{cfg: cfg, store: store, log: log, metrics: newMetrics(), clients: newClientCache(),
+		adminFailures: newLimiterTable(adminFailureRate, adminFailureBurst)}
 	s.metrics.registry.MustRegister(grantCollector(store)...)
 
 	if err := SyncConfig(ctx, cfg, store, log); err != nil {
