@@ -121,18 +121,9 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	}
 
 	if decision == "" {
-		ar, err := s.provider.NewAuthorizeRequest(withPeekPAR(ctx), oauthReq)
-		if err != nil {
-			s.writeAuthorizeError(ctx, rw, ar, err)
-			return nil
-		}
-		client, _ := ar.GetClient().(*storage.Client)
-		if err := redirectURIProblem(ar, client); err != nil {
-			return s.renderError(c, http.StatusBadRequest, "Invalid request", err.GetDescription())
-		}
-		if err := checkAuthorizeRequest(ar, client); err != nil {
-			s.writeAuthorizeError(ctx, rw, ar, err)
-			return nil
+		ar, client, ok, err := s.validAuthorizeRequest(withPeekPAR(ctx), c, oauthReq)
+		if !ok {
+			return err
 		}
 		action := "/oauth2/authorize?" + r.URL.RawQuery
 		if user == "" && r.Method == http.MethodPost {
@@ -168,19 +159,10 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	if user == "" {
 		return s.renderError(c, http.StatusForbidden, "Sign in first", "Your sign-in expired. Start again from the application.")
 	}
-	ar, err := s.provider.NewAuthorizeRequest(ctx, oauthReq)
-	if err != nil {
-		s.writeAuthorizeError(ctx, rw, ar, err)
-		return nil
-	}
 	// The same checks as when the pages were shown: the query can be changed before the POST.
-	client, _ := ar.GetClient().(*storage.Client)
-	if err := redirectURIProblem(ar, client); err != nil {
-		return s.renderError(c, http.StatusBadRequest, "Invalid request", err.GetDescription())
-	}
-	if err := checkAuthorizeRequest(ar, client); err != nil {
-		s.writeAuthorizeError(ctx, rw, ar, err)
-		return nil
+	ar, _, ok, err := s.validAuthorizeRequest(ctx, c, oauthReq)
+	if !ok {
+		return err
 	}
 	if decision != "allow" {
 		s.log.InfoContext(ctx, "consent denied", "client_id", ar.GetClient().GetID(), "user", user)
@@ -342,6 +324,27 @@ func requirePKCE(ar fosite.AuthorizeRequester, client *storage.Client) error {
 		return fosite.ErrInvalidRequest.WithHint("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.2).")
 	}
 	return nil
+}
+
+// validAuthorizeRequest runs fosite's validation of an authorization request and authz's own
+// (redirectURIProblem, checkAuthorizeRequest) and answers a failure itself: ok is false then, and
+// err is what the handler returns.
+func (s *Server) validAuthorizeRequest(ctx context.Context, c echo.Context, oauthReq *http.Request) (ar fosite.AuthorizeRequester, client *storage.Client, ok bool, err error) {
+	rw := c.Response()
+	ar, err = s.provider.NewAuthorizeRequest(ctx, oauthReq)
+	if err != nil {
+		s.writeAuthorizeError(ctx, rw, ar, err)
+		return nil, nil, false, nil
+	}
+	client, _ = ar.GetClient().(*storage.Client)
+	if problem := redirectURIProblem(ar, client); problem != nil {
+		return nil, nil, false, s.renderError(c, http.StatusBadRequest, "Invalid request", problem.GetDescription())
+	}
+	if err := checkAuthorizeRequest(ar, client); err != nil {
+		s.writeAuthorizeError(ctx, rw, ar, err)
+		return nil, nil, false, nil
+	}
+	return ar, client, true, nil
 }
 
 // redirectURIProblem refuses a redirect URI the code must not be sent to, with an error that

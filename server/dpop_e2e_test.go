@@ -33,21 +33,10 @@ func basicReq(t *testing.T, env *testEnv, form url.Values, headers map[string]st
 	return env.do(req)
 }
 
+// introspect introspects token as the confidential secret client (a resource server's view).
 func introspect(t *testing.T, env *testEnv, token string) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(secretClientID, secretValue)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return introspectAs(t, env, secretClientID, secretValue, token)
 }
 
 func TestDPoP_BoundClientCredentials(t *testing.T) {

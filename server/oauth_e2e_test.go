@@ -310,21 +310,7 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	introspect := func() map[string]any {
-		req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(secretClientID, secretValue)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("introspect: %d %v", resp.StatusCode, err)
-		}
-		return m
-	}
+	introspect := func() map[string]any { return introspectAs(t, env, secretClientID, secretValue, tok.AccessToken) }
 	got := introspect()
 	if got["active"] != true || got["client_id"] != secretClientID || got["scope"] != "read" || got["token_type"] != "Bearer" {
 		t.Fatalf("introspection = %v", got)

@@ -29,15 +29,15 @@ const (
 
 // Server is one authz replica.
 type Server struct {
-	cfg      *config.Config
-	store    *storage.Store
-	clients  *clientCache
+	cfg     *config.Config
+	store   *storage.Store
+	clients *clientCache
 	// adminFailures throttles failed admin authentications per remote address (adminThrottled).
 	adminFailures *limiterTable
-	verifier *clientauth.Verifier
-	trust    *trust
-	log      *slog.Logger
-	metrics  *metrics
+	verifier      *clientauth.Verifier
+	trust         *trust
+	log           *slog.Logger
+	metrics       *metrics
 
 	provider     *fosite.Fosite
 	fositeConfig *fosite.Config

@@ -130,29 +130,11 @@ var clientColumns = []string{
 // UpsertClient creates or replaces the client c.ID and bumps the generation in the same
 // transaction. c.CreatedAt and c.UpdatedAt are set from the stored row.
 func (s *Store) UpsertClient(ctx context.Context, c *Client) error {
-	if c == nil || c.ID == "" {
-		return fmt.Errorf("%w: client id is empty", ErrInvalid)
-	}
-	row, err := clientToModel(c)
-	if err != nil {
-		return err
-	}
-	now := dbTime(s.now())
-	row.CreatedAt, row.UpdatedAt = now, now
-	return s.InTx(ctx, func(ctx context.Context) error {
-		err := s.conn(ctx).Clauses(clause.OnConflict{
+	return s.writeClient(ctx, c, "upsert client", func(ctx context.Context, row *clientModel) error {
+		return s.conn(ctx).Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "id"}},
 			DoUpdates: clause.AssignmentColumns(clientColumns),
 		}).Create(row).Error
-		if err != nil {
-			return mapError("upsert client", err)
-		}
-		var stored clientModel
-		if err := s.conn(ctx).Where("id = ?", c.ID).Take(&stored).Error; err != nil {
-			return mapError("upsert client", err)
-		}
-		c.CreatedAt, c.UpdatedAt = stored.CreatedAt.UTC(), stored.UpdatedAt.UTC()
-		return s.bumpGeneration(ctx)
 	})
 }
 
