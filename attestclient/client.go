@@ -365,7 +365,11 @@ func (c *Client) BuildDPoP(method, rawURL, nonce, accessToken string) (string, e
 	if err != nil {
 		return "", fmt.Errorf("attestclient: dpop htu: %w", err)
 	}
-	u.RawQuery, u.Fragment = "", ""
+	// RFC 9449 §4.2: htu is the target URI without query and fragment (and never user info).
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment, u.User = "", false, "", "", nil
+	if method == "" {
+		method = http.MethodGet // net/http sends an empty method as GET
+	}
 	s, err := c.signer(typDPoP, true)
 	if err != nil {
 		return "", err
@@ -378,6 +382,7 @@ func (c *Client) BuildDPoP(method, rawURL, nonce, accessToken string) (string, e
 		h := sha256.Sum256([]byte(accessToken))
 		claims["ath"] = base64.RawURLEncoding.EncodeToString(h[:])
 	}
+	c.explain("dpop", claims)
 	return jwt.Signed(s).Claims(claims).Serialize()
 }
 
@@ -506,8 +511,11 @@ func (c *Client) tryToken(ctx context.Context, form url.Values, freshAttestation
 		ExpiresIn    int64  `json:"expires_in"`
 		Scope        string `json:"scope"`
 	}
-	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
-		return nil, fmt.Errorf("attestclient: token response is not a token: %w", err)
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return nil, fmt.Errorf("attestclient: token response is not JSON: %w", err)
+	}
+	if tr.AccessToken == "" {
+		return nil, errors.New("attestclient: token response has no access_token")
 	}
 	c.explain("response", map[string]any{"status": resp.StatusCode, "token_type": tr.TokenType, "expires_in": tr.ExpiresIn, "scope": tr.Scope})
 	tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, RefreshToken: tr.RefreshToken}
@@ -548,16 +556,26 @@ type transport struct {
 	nonces map[string]string
 }
 
+// RoundTrip sends req with the token (and a DPoP proof for a DPoP-bound token), retrying once
+// with the server's nonce when it answers 401 with error="use_dpop_nonce" (RFC 9449 §9) and the
+// body can be sent again. req is not changed; its body is closed on every path (the
+// http.RoundTripper contract).
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	fail := func(err error) (*http.Response, error) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
 	tok, err := t.ts.Token()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	for attempt := 0; ; attempt++ {
 		r := req.Clone(req.Context())
 		if req.Body != nil && req.GetBody != nil && attempt > 0 {
 			if r.Body, err = req.GetBody(); err != nil {
-				return nil, err
+				return fail(err)
 			}
 		}
 		if strings.EqualFold(tok.TokenType, "DPoP") {
@@ -566,7 +584,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.mu.Unlock()
 			proof, err := t.c.BuildDPoP(req.Method, req.URL.String(), nonce, tok.AccessToken)
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			r.Header.Set("Authorization", "DPoP "+tok.AccessToken)
 			r.Header.Set(HeaderDPoP, proof)
@@ -578,15 +596,28 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		nonce := resp.Header.Get(HeaderDPoPNonce)
-		if nonce == "" || attempt > 0 || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) {
-			if nonce != "" {
-				t.remember(req.URL.Host, nonce)
-			}
+		if nonce != "" {
+			t.remember(req.URL.Host, nonce) // RFC 9449 §8.2: a server may send a new one on any answer
+		}
+		if nonce == "" || attempt > 0 || resp.StatusCode != http.StatusUnauthorized || !asksForNonce(resp.Header) ||
+			(req.Body != nil && req.GetBody == nil) {
 			return resp, nil
 		}
-		t.remember(req.URL.Host, nonce)
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // let the connection be reused
 		resp.Body.Close()
 	}
+}
+
+// asksForNonce reports whether a 401's challenges include a DPoP challenge with
+// error="use_dpop_nonce" (RFC 9449 §9); any other 401 (an expired or revoked token) is final.
+func asksForNonce(h http.Header) bool {
+	for _, v := range h.Values("WWW-Authenticate") {
+		scheme, params, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if strings.EqualFold(scheme, "DPoP") && strings.Contains(params, `error="use_dpop_nonce"`) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *transport) remember(host, nonce string) {

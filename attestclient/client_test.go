@@ -7,11 +7,15 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"golang.org/x/oauth2"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -303,3 +307,139 @@ func (r *sr) Read(p []byte) (int, error) {
 func stringsReader(s string) io.Reader { return &sr{s: s} }
 
 var _ = errors.New
+
+// staticDPoPToken is a TokenSource of one DPoP token (the transport's input).
+type staticDPoPToken struct{}
+
+func (staticDPoPToken) Token() (*oauth2.Token, error) {
+	return &oauth2.Token{AccessToken: "at-1", TokenType: "DPoP"}, nil
+}
+
+// TestTransport_RetriesOnlyOnUseDPoPNonce: RFC 9449 §8.2 lets a resource server send a new
+// DPoP-Nonce on any answer; only a 401 with error="use_dpop_nonce" is retried (once), never an
+// invalid_token 401 — a DELETE must not reach the server twice.
+func TestTransport_RetriesOnlyOnUseDPoPNonce(t *testing.T) {
+	e := start(t, nil)
+	c, err := attestclient.New(context.Background(), attestclient.Config{Issuer: e.issuer, ClientID: "agent-dpop", Attestation: e.source(t), CombinedMode: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		challenge string
+		wantCalls int32
+	}{
+		{`DPoP error="invalid_token", algs="ES256"`, 1},
+		{`Bearer error="invalid_token"`, 1},
+		{`DPoP error="use_dpop_nonce", algs="ES256"`, 2},
+	} {
+		var calls atomic.Int32
+		var htms []string
+		var mu sync.Mutex
+		rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			var claims map[string]any
+			if tok, err := jwt.ParseSigned(r.Header.Get("DPoP"), []jose.SignatureAlgorithm{jose.ES256}); err == nil {
+				_ = tok.UnsafeClaimsWithoutVerification(&claims)
+			}
+			mu.Lock()
+			htms = append(htms, fmt.Sprint(claims["htm"], " ", claims["htu"]))
+			mu.Unlock()
+			w.Header().Set("DPoP-Nonce", fmt.Sprint("n-", calls.Load()))
+			w.Header().Set("WWW-Authenticate", tc.challenge)
+			w.WriteHeader(http.StatusUnauthorized)
+		}))
+		req, _ := http.NewRequest(http.MethodDelete, rs.URL+"/items/1?x=1", strings.NewReader("body"))
+		resp, err := c.Transport(staticDPoPToken{}, nil).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		rs.Close()
+		if got := calls.Load(); got != tc.wantCalls {
+			t.Errorf("401 with %s: %d requests, want %d", tc.challenge, got, tc.wantCalls)
+		}
+		if want := "DELETE " + rs.URL + "/items/1"; htms[0] != want {
+			t.Errorf("proof htm/htu = %q, want %q", htms[0], want)
+		}
+	}
+}
+
+// TestBuildDPoP_TargetURI: htu drops query, fragment and user info; an empty method is GET (as
+// net/http sends it).
+func TestBuildDPoP_TargetURI(t *testing.T) {
+	e := start(t, nil)
+	c, err := attestclient.New(context.Background(), attestclient.Config{Issuer: e.issuer, ClientID: "agent-dpop", Attestation: e.source(t), CombinedMode: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ method, url, htm, htu string }{
+		{"GET", "http://user:secret@127.0.0.1/x?q=1#f", "GET", "http://127.0.0.1/x"},
+		{"", "http://127.0.0.1/x?", "GET", "http://127.0.0.1/x"},
+		{"POST", "https://api.example/a%2Fb", "POST", "https://api.example/a%2Fb"},
+	} {
+		proof, err := c.BuildDPoP(tc.method, tc.url, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := jwt.ParseSigned(proof, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims map[string]any
+		_ = tok.UnsafeClaimsWithoutVerification(&claims)
+		if claims["htm"] != tc.htm || claims["htu"] != tc.htu {
+			t.Errorf("BuildDPoP(%q, %q): htm %v htu %v, want %s %s", tc.method, tc.url, claims["htm"], claims["htu"], tc.htm, tc.htu)
+		}
+	}
+}
+
+type closeCounter struct {
+	io.Reader
+	closed atomic.Int32
+}
+
+func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
+
+type failingTokens struct{}
+
+func (failingTokens) Token() (*oauth2.Token, error) { return nil, io.ErrUnexpectedEOF }
+
+// TestTransport_ClosesBodyOnError: http.RoundTripper must close the request body even when it
+// fails before sending.
+func TestTransport_ClosesBodyOnError(t *testing.T) {
+	e := start(t, nil)
+	c, err := attestclient.New(context.Background(), attestclient.Config{Issuer: e.issuer, ClientID: "agent-dpop", Attestation: e.source(t), CombinedMode: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := &closeCounter{Reader: strings.NewReader("x")}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/x", body)
+	if _, err := c.Transport(failingTokens{}, nil).RoundTrip(req); err == nil {
+		t.Fatal("RoundTrip with a failing token source succeeded")
+	}
+	if body.closed.Load() == 0 {
+		t.Error("the request body was not closed")
+	}
+}
+
+// TestLoadOrCreateKey: a missing key file is created (mode 0600) and the same key is read back.
+func TestLoadOrCreateKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "instance.pem")
+	k1, created, err := attestclient.LoadOrCreateKey(path)
+	if err != nil || !created {
+		t.Fatalf("first call: created=%v %v", created, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", fi.Mode(), err)
+	}
+	k2, created, err := attestclient.LoadOrCreateKey(path)
+	if err != nil || created {
+		t.Fatalf("second call: created=%v %v", created, err)
+	}
+	if !k1.Public().(*ecdsa.PublicKey).Equal(k2.Public()) {
+		t.Fatal("the key read back differs from the one created")
+	}
+	if _, _, err := attestclient.LoadOrCreateKey(filepath.Join(t.TempDir(), "missing-dir", "k.pem")); err == nil {
+		t.Fatal("a key in a missing directory was created")
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
@@ -13,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -25,7 +29,7 @@ import (
 // attester, which first checks the instance (docs/agents.md).
 func DevAttester(base string, hc *http.Client) AttestationSource {
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = &http.Client{Timeout: 10 * time.Second} // as for the authorization server
 	}
 	return func(ctx context.Context, clientID string, key jose.JSONWebKey) (string, error) {
 		body, err := json.Marshal(map[string]any{"client_id": clientID, "jwk": key})
@@ -66,6 +70,37 @@ func AttestationFile(path string) AttestationSource {
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
+}
+
+// LoadOrCreateKey is LoadKey, except that a file that does not exist is created with a new
+// P-256 key (PKCS #8 PEM, mode 0600, never overwriting a file that appears meanwhile); created
+// reports that. An agent keeps its instance key this way across runs (a DPoP-bound token is
+// usable only with it).
+func LoadOrCreateKey(path string) (key crypto.Signer, created bool, err error) {
+	key, err = LoadKey(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return key, false, err
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, false, fmt.Errorf("attestclient: generate key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, false, fmt.Errorf("attestclient: encode key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("attestclient: create %s: %w", path, err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("attestclient: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, false, fmt.Errorf("attestclient: write %s: %w", path, err)
+	}
+	return k, true, nil
 }
 
 // LoadKey reads a private Client Instance Key: a private JWK (JSON) or a PEM key (PKCS#8, SEC 1

@@ -18,7 +18,7 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clientID := fs.String("client-id", "", "the OAuth client_id (required)")
 	attester := fs.String("attester", "", "URL of an attester speaking the dev-attester protocol (POST /attest)")
 	attFile := fs.String("attestation-file", "", "file holding a Client Attestation JWT")
-	keyFile := fs.String("key", "", "private Client Instance Key (JWK or PEM); generated when omitted (not with --attestation-file)")
+	keyFile := fs.String("key", "", "private Client Instance Key (JWK or PEM file); with --attester a missing file is created (P-256, mode 0600); omitted, a key is generated for this run only")
 	dpop := fs.Bool("dpop", false, "DPoP combined mode (attest_jwt_client_auth_dpop): one DPoP proof is the PoP, and the token is DPoP-bound")
 	scope := fs.String("scope", "", "space-separated scopes")
 	quiet := fs.Bool("quiet", false, "print the access token alone")
@@ -38,12 +38,25 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *scope != "" {
 		cfg.Scopes = strings.Fields(*scope)
 	}
-	if *keyFile != "" {
+	switch {
+	case *keyFile != "" && *attester != "":
+		k, created, err := attestclient.LoadOrCreateKey(*keyFile)
+		if err != nil {
+			return usagef("token: %v", err)
+		}
+		if created {
+			fmt.Fprintf(stderr, "authz token: created the instance key %s\n", *keyFile)
+		}
+		cfg.Key = k
+	case *keyFile != "":
 		k, err := attestclient.LoadKey(*keyFile)
 		if err != nil {
 			return usagef("token: %v", err)
 		}
 		cfg.Key = k
+	case *dpop:
+		fmt.Fprintln(stderr, "authz token: warning: the DPoP-bound token is bound to an instance key generated for this run and then lost; "+
+			"pass --key FILE (created when missing) to keep the key and use the token")
 	}
 	if *attester != "" {
 		cfg.Attestation = attestclient.DevAttester(*attester, nil)
