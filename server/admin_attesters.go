@@ -306,6 +306,14 @@ func (s *Server) deleteAttester(ctx context.Context, who adminActor, id string) 
 // validateAttester lists every problem of rec against the other stored attesters (profile §4,
 // §8). newID applies the admin API's id syntax (existing ids from the config file are kept).
 func (s *Server) validateAttester(rec *storage.Attester, all []storage.Attester, newID bool) []string {
+	return AttesterProblems(s.cfg.Issuer, rec, all, newID)
+}
+
+// AttesterProblems lists every problem of storing rec beside the attesters all (the admin API's,
+// console's and CLI's one rule, profile §4 and §8): the record's own fields, kids unique across
+// attesters, and the resulting trust set as the verifier would build it for issuer. newID asks
+// for the id syntax of new records.
+func AttesterProblems(issuer string, rec *storage.Attester, all []storage.Attester, newID bool) []string {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	switch {
@@ -371,12 +379,12 @@ func (s *Server) validateAttester(rec *storage.Attester, all []storage.Attester,
 	if len(p) > 0 {
 		return p
 	}
-	return s.dryRunTrust(rec, all)
+	return dryRunTrust(issuer, rec, all)
 }
 
 // dryRunTrust validates the trust set that would result from storing rec with the verifier's
 // own rules (clientauth.New), without touching the live verifier.
-func (s *Server) dryRunTrust(rec *storage.Attester, all []storage.Attester) []string {
+func dryRunTrust(issuer string, rec *storage.Attester, all []storage.Attester) []string {
 	candidate, err := AttesterFromRecord(rec)
 	if err != nil {
 		return []string{err.Error()}
@@ -390,7 +398,7 @@ func (s *Server) dryRunTrust(rec *storage.Attester, all []storage.Attester) []st
 			set = append(set, a)
 		}
 	}
-	if _, err := clientauth.New(clientauth.Config{Issuer: s.cfg.Issuer, Attesters: set}); err != nil {
+	if _, err := clientauth.New(clientauth.Config{Issuer: issuer, Attesters: set}); err != nil {
 		return flattenErrors(err)
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/server"
 	"github.com/authz/authz/storage"
 )
 
@@ -420,5 +423,39 @@ func TestMetadata_FollowsMACAttesters(t *testing.T) {
 	}
 	if list := algs(); !has(list, "HS384") || has(list, "HS512") {
 		t.Fatalf("a 48-byte secret allows HS256 and HS384 only: %v", list)
+	}
+}
+
+// TestTrust_BrokenStoredAttesterIsSkipped: a stored attester the verifier refuses (written by an
+// older CLI, say) is logged and skipped; it does not stop the other attesters, the instance
+// revocations written after it, or a restart.
+func TestTrust_BrokenStoredAttesterIsSkipped(t *testing.T) {
+	env := newTestServer(t, nil)
+	ctx := context.Background()
+	if err := env.Store.UpsertAttester(ctx, &storage.Attester{ID: "att5", JWKSURI: "notaurl", Enabled: true, Source: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	victim := newECKey(t)
+	if err := env.Store.RevokeInstance(ctx, thumbprint(t, victim), "stolen"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second) // the replica polls the generation every 2 s
+	for {
+		r := env.post("/oauth2/token", ccForm, env.attestedHeaders(agentID, victim, ""))
+		if r.Status == 401 && r.Error == "invalid_client" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revocation was not applied beside a broken attester: %d %q", r.Status, r.Error)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r := env.post("/oauth2/token", ccForm, env.attestedHeaders(agentID, env.Instance, "")); r.Status != 200 {
+		t.Fatalf("the valid attester stopped working: %d %q %s", r.Status, r.Error, r.Description)
+	}
+	// A restart with the broken record in the database succeeds.
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := server.New(ctx, env.Config, env.Store, log); err != nil {
+		t.Fatalf("server.New with a broken stored attester: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -62,12 +63,17 @@ func (t *trust) reload(ctx context.Context, force bool) error {
 	if err != nil {
 		return fmt.Errorf("trust: list attesters: %w", err)
 	}
+	// One broken record (say, written by an older CLI) must not take the other attesters, the
+	// instance revocations or the signing keys down with it: each record joins the set only if
+	// the set stays valid (clientauth's own rules), and the others are logged and skipped.
 	attesters := make([]clientauth.Attester, 0, len(records))
 	for i := range records {
 		a, err := AttesterFromRecord(&records[i])
+		if err == nil {
+			err = clientauth.ValidateAttesters(append(slices.Clone(attesters), a))
+		}
 		if err != nil {
-			// One broken record must not take every other attester down with it.
-			t.log.Error("attester ignored: its stored configuration is invalid", "attester", records[i].ID, "error", err)
+			t.log.Error("attester ignored: its stored configuration is invalid; fix or remove it", "attester", records[i].ID, "error", err)
 			continue
 		}
 		attesters = append(attesters, a)

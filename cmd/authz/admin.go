@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -176,17 +177,21 @@ func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if ca.JWKSFile == "" && ca.JWKSURI == "" && ca.X5CRoots == "" && len(ca.JKUAllowlist) == 0 && ca.HMACSecret == "" {
 			return usagef("attesters add: give at least one of --jwks-file, --jwks-uri, --x5c-roots, --jku, --hmac-secret-env")
 		}
-		return withStore(ctx, *cfgPath, stderr, func(_ *config.Config, st *storage.Store) error {
+		return withStore(ctx, *cfgPath, stderr, func(cfg *config.Config, st *storage.Store) error {
 			rec, err := server.AttesterRecordFromConfig(ca)
 			if err != nil {
 				return usagef("%v", err)
 			}
 			rec.Source = "cli"
-			if _, err := server.AttesterFromRecord(rec); err != nil {
-				return usagef("%v", err)
+			// The admin API's rule: a record the servers would refuse never reaches the database
+			// (one would stop every replica's trust reloads and refuse restarts).
+			all, err := st.ListAttesters(ctx)
+			if err != nil {
+				return err
 			}
-			if err := server.CheckAttesterKids(ctx, st, rec); err != nil {
-				return usagef("%v", err)
+			exists := slices.ContainsFunc(all, func(a storage.Attester) bool { return a.ID == rec.ID })
+			if problems := server.AttesterProblems(cfg.Issuer, rec, all, !exists); len(problems) > 0 {
+				return usagef("attesters add: %s", strings.Join(problems, "; "))
 			}
 			err = st.InTx(ctx, func(ctx context.Context) error {
 				if err := st.UpsertAttester(ctx, rec); err != nil {

@@ -135,6 +135,19 @@ func TestAdminCommandsAgainstDatabase(t *testing.T) {
 	if err := run(ctx, []string{"attesters", "add", "--config", cfgPath, "--id", "bad", "--jwks-file", priv}, &out, &errb); !errors.Is(err, errUsage) {
 		t.Fatalf("private attester key accepted: %v", err)
 	}
+	// What the servers would refuse never reaches the database (the admin API's rule): a bad
+	// jwks_uri, an http jku for a non-loopback host, an id with a '%'.
+	for _, args := range [][]string{
+		{"--id", "att5", "--jwks-uri", "notaurl"},
+		{"--id", "att6", "--jwks-uri", "http://attester.example.com/jwks.json"},
+		{"--id", "att7", "--jku", "http://evil.example.com/k"},
+		{"--id", "pct%41", "--jwks-uri", "https://attester.example.com/jwks.json"},
+	} {
+		err := run(ctx, append([]string{"attesters", "add", "--config", cfgPath}, args...), &out, &errb)
+		if !errors.Is(err, errUsage) {
+			t.Errorf("attesters add %v: %v, want a usage error", args, err)
+		}
+	}
 	// A kid already used by another attester is refused.
 	if err := run(ctx, []string{"attesters", "add", "--config", cfgPath, "--id", "copy", "--jwks-file", jwks}, &out, &errb); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("duplicate kid: %v", err)
