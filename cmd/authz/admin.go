@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -55,12 +57,33 @@ func withStore(ctx context.Context, cfgPath string, stderr io.Writer, fn func(*c
 	if err != nil {
 		return err
 	}
+	if err := sqliteFileExists(cfg); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	return fn(cfg, st)
+}
+
+// sqliteFileExists refuses an admin command whose SQLite database file does not exist: opening
+// it would create and migrate an empty database (a relative dsn resolves against the working
+// directory), and "no decisions" read from it during an incident would be a lie.
+func sqliteFileExists(cfg *config.Config) error {
+	if cfg.Database.Driver != "sqlite" || cfg.Database.DSN == "" || strings.HasPrefix(cfg.Database.DSN, ":memory:") || strings.HasPrefix(cfg.Database.DSN, "file:") {
+		return nil
+	}
+	if _, err := os.Stat(cfg.Database.DSN); errors.Is(err, fs.ErrNotExist) {
+		where := ""
+		if !filepath.IsAbs(cfg.Database.DSN) {
+			where = fmt.Sprintf(" (database.dsn %q is relative to the working directory)", cfg.Database.DSN)
+		}
+		abs, _ := filepath.Abs(cfg.Database.DSN)
+		return fmt.Errorf("database %s does not exist%s; run the command where authz serve runs, or authz migrate to create it", abs, where)
+	}
+	return nil
 }
 
 func cmdAttesters(ctx context.Context, args []string, stdout, stderr io.Writer) error {

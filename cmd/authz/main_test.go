@@ -169,6 +169,10 @@ func TestDecisionsListJSON(t *testing.T) {
 	cfgPath := writeConfig(t)
 	ctx := context.Background()
 	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"migrate", "--config", cfgPath}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
 	if err := run(ctx, []string{"decisions", "list", "--config", cfgPath, "--json"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
@@ -271,5 +275,28 @@ func TestConfigAttesterKidsMustBeUnique(t *testing.T) {
 	}
 	if _, err := os.Stat(db); !os.IsNotExist(err) {
 		t.Fatalf("the database was created for a refused configuration: %v", err)
+	}
+}
+
+// TestAdminCommandsNeedTheDatabase: an admin command never creates an empty SQLite database
+// (run from the wrong directory it would read "no decisions" from it); it names the file.
+func TestAdminCommandsNeedTheDatabase(t *testing.T) {
+	cfgPath := writeConfig(t)
+	dbPath := filepath.Join(filepath.Dir(cfgPath), "authz.db")
+	var out, errb bytes.Buffer
+	for _, args := range [][]string{{"decisions", "list"}, {"clients", "list"}, {"attesters", "list"}, {"instances", "list"}} {
+		err := run(context.Background(), append(args, "--config", cfgPath), &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), dbPath+" does not exist") {
+			t.Errorf("%v without a database: %v", args, err)
+		}
+	}
+	if _, err := os.Stat(dbPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an admin command created the database: %v", err)
+	}
+	if err := run(context.Background(), []string{"migrate", "--config", cfgPath}, &out, &errb); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if err := run(context.Background(), []string{"decisions", "list", "--config", cfgPath}, &out, &errb); err != nil {
+		t.Fatalf("decisions list after migrate: %v", err)
 	}
 }
