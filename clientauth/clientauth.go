@@ -115,6 +115,10 @@ type Config struct {
 	MaxTokenBytes         int          // default 16 KiB per header value
 	HTTPClient            *http.Client // jwks_uri / jku fetches; default 5s timeout; redirects are never followed
 	DPoPAlgorithms        []string     // combined mode; default DefaultAlgorithms()
+	// OnKeySetFetch, when set, hears the outcome of every jwks_uri / jku fetch (err nil on
+	// success; at most one attempt a minute per URL), so the caller can tell an operator why an
+	// attester's keys are missing — a request only sees attestation_unknown_key.
+	OnKeySetFetch func(url string, err error)
 }
 
 // Option is a test seam for New.
@@ -216,6 +220,7 @@ func New(cfg Config, opts ...Option) (*Verifier, error) {
 		o(v)
 	}
 	v.fetcher = newJWKSFetcher(cfg.HTTPClient, v.now)
+	v.fetcher.report = cfg.OnKeySetFetch
 	ts, err := v.buildTrust(cfg.Attesters)
 	problems = appendErr(problems, err)
 	if len(problems) > 0 {

@@ -31,6 +31,7 @@ var errRedirect = errors.New("redirects are not followed for key set fetches")
 type jwksFetcher struct {
 	client *http.Client
 	now    func() time.Time
+	report func(url string, err error) // Config.OnKeySetFetch; nil: nobody listens
 
 	mu      sync.Mutex
 	entries map[string]*jwksEntry
@@ -73,6 +74,9 @@ func (f *jwksFetcher) get(ctx context.Context, url string, refresh bool) ([]jose
 	previous := e.attempt
 	e.attempt = now
 	keys, err := f.fetch(ctx, url)
+	if f.report != nil && ctx.Err() == nil {
+		f.report(url, err)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			e.attempt = previous // the caller gave up: not the key set's fault

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -361,4 +362,44 @@ func TestX5CExpiryHoldsForCachedAttestations(t *testing.T) {
 	e.clock.Advance(2 * time.Minute) // the leaf expired a minute ago
 	_, err := e.authenticate(att, e.pop(nil))
 	checkErr(t, err, ErrX5CChain)
+}
+
+// TestOnKeySetFetchReportsOutcomes: a caller hears every jwks_uri fetch's outcome (an operator
+// otherwise sees only attestation_unknown_key), a failure with the URL and the cause.
+func TestOnKeySetFetchReportsOutcomes(t *testing.T) {
+	k1 := testkit.ECKey(t)
+	srv := newJWKSServer(t, publicJWK(t, k1, "k1"))
+	type report struct {
+		url string
+		err error
+	}
+	var mu sync.Mutex
+	var reports []report
+	e := newEnv(t, func(e *testEnv, cfg *Config) {
+		cfg.Attesters = []Attester{
+			{ID: "remote", JWKSURI: srv.url("/jwks"), Enabled: true},
+			{ID: "gone", JWKSURI: srv.url("/missing"), Enabled: true},
+		}
+		cfg.OnKeySetFetch = func(url string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reports = append(reports, report{url, err})
+		}
+	}, withoutCache())
+	_, err := e.authenticate(signJWT(t, k1, map[string]any{"typ": TypAttestation, "alg": "ES256", "kid": "k1"}, e.attClaims()), e.pop(nil))
+	checkErr(t, err, nil)
+	mu.Lock()
+	defer mu.Unlock()
+	var ok, failed bool
+	for _, r := range reports {
+		switch {
+		case r.url == srv.url("/jwks") && r.err == nil:
+			ok = true
+		case r.url == srv.url("/missing") && r.err != nil:
+			failed = true
+		}
+	}
+	if !ok || !failed {
+		t.Fatalf("reports = %+v, want a success for /jwks and a failure for /missing", reports)
+	}
 }

@@ -97,6 +97,13 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 		ChallengeRequired: a.ChallengeRequired,
 		ChallengeSecret:   challengeSecret,
 		HTTPClient:        &http.Client{Timeout: 5 * time.Second},
+		OnKeySetFetch: func(url string, err error) {
+			if err != nil {
+				log.Warn("attester key set could not be fetched; attestations signed with its keys are refused (attestation_unknown_key)", "url", url, "error", err)
+				return
+			}
+			log.Debug("attester key set fetched", "url", url)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: attestation verifier: %w", err)
