@@ -337,6 +337,11 @@ func (s *Server) deleteClient(ctx context.Context, who adminActor, id string) er
 // config.Validate for clients, plus: referenced attesters exist, scopes are RFC 6749 §3.3
 // scope-tokens, a private_key_jwt key set holds public keys only).
 func validateClient(c *storage.Client, knownAttesters map[string]bool, newID bool) []string {
+	return ClientProblems(c, knownAttesters, newID)
+}
+
+// ClientProblems is validateClient for the CLI: the admin API's rule for a client registration.
+func ClientProblems(c *storage.Client, knownAttesters map[string]bool, newID bool) []string {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	switch {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -11,10 +13,15 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/authz/authz/config"
+	"github.com/authz/authz/storage"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -202,6 +209,48 @@ func TestTruncateRunes(t *testing.T) {
 		got := truncateRunes(tc.in, tc.n)
 		if got != tc.want || !utf8.ValidString(got) {
 			t.Errorf("truncateRunes(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestWarnDanglingAttesters(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, storage.Options{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "a.db"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpsertAttester(ctx, &storage.Attester{ID: "a1", JWKSURI: "https://a1.example/jwks", Enabled: true, Source: "config"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpsertClient(ctx, &storage.Client{ID: "agent", TokenEndpointAuthMethod: "attest_jwt_client_auth",
+		GrantTypes: []string{"client_credentials"}, Attesters: []string{"a1", "a1-typo"}, Source: "config"}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := warnDanglingAttesters(ctx, st, slog.New(slog.NewTextHandler(&buf, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); !strings.Contains(out, "attester=a1-typo") || strings.Contains(out, "attester=a1 ") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("log = %q, want one warning naming a1-typo", out)
+	}
+}
+
+func TestDatabaseTarget(t *testing.T) {
+	for _, tc := range []struct {
+		driver, dsn, want string
+	}{
+		{"postgres", "postgres://authz:secret@db.internal:5432/authz?sslmode=disable", "db.internal:5432/authz"},
+		{"sqlite", "/var/lib/authz/authz.db", "/var/lib/authz/authz.db"},
+		{"sqlite", ":memory:", ":memory:"},
+	} {
+		cfg := config.Default()
+		cfg.Database.Driver, cfg.Database.DSN = tc.driver, tc.dsn
+		if got := databaseTarget(&cfg); got != tc.want || strings.Contains(got, "secret") {
+			t.Errorf("databaseTarget(%s %q) = %q, want %q", tc.driver, tc.dsn, got, tc.want)
 		}
 	}
 }

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -114,6 +117,9 @@ func New(ctx context.Context, cfg *config.Config, store *storage.Store, log *slo
 	if err := s.trust.reload(ctx, true); err != nil {
 		return nil, err
 	}
+	if err := warnDanglingAttesters(ctx, store, log); err != nil {
+		return nil, err
+	}
 
 	s.users = make(map[string][]byte, len(cfg.Users))
 	for _, u := range cfg.Users {
@@ -156,7 +162,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("authz serving", "issuer", s.cfg.Issuer, "listen", ln.Addr().String(), "database", s.store.Driver())
+	s.log.Info("authz serving", "issuer", s.cfg.Issuer, "listen", ln.Addr().String(), "database", s.store.Driver(),
+		"database_target", databaseTarget(s.cfg), "attesters", s.trust.attesterCount(), "admin_api", s.cfg.Admin.Token != "",
+		"challenge_required", s.cfg.Attestation.ChallengeRequired)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server: %w", err)
@@ -233,4 +241,47 @@ func (s *Server) prune(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Info("audit decisions pruned", "count", n, "retention", s.cfg.Audit.Retention.String())
 	}
+}
+
+// databaseTarget names where the data lives for the start-up line: the SQLite file (absolute),
+// or the PostgreSQL host and database without user or password.
+func databaseTarget(cfg *config.Config) string {
+	if cfg.Database.Driver != "postgres" {
+		if abs, err := filepath.Abs(cfg.Database.DSN); err == nil && !strings.HasPrefix(cfg.Database.DSN, "file:") && !strings.HasPrefix(cfg.Database.DSN, ":memory:") {
+			return abs
+		}
+		return cfg.Database.DSN
+	}
+	u, err := url.Parse(cfg.Database.DSN)
+	if err != nil {
+		return "(unparsable dsn)"
+	}
+	return u.Host + u.Path
+}
+
+// warnDanglingAttesters logs every client that names an attester that does not exist (a typo in
+// the file, or an attester removed later): every attested request of that client is refused
+// with attester_not_allowed until the names agree.
+func warnDanglingAttesters(ctx context.Context, store *storage.Store, log *slog.Logger) error {
+	attesters, err := store.ListAttesters(ctx)
+	if err != nil {
+		return fmt.Errorf("server: list attesters: %w", err)
+	}
+	known := make(map[string]bool, len(attesters))
+	for _, a := range attesters {
+		known[a.ID] = true
+	}
+	clients, err := store.ListClients(ctx)
+	if err != nil {
+		return fmt.Errorf("server: list clients: %w", err)
+	}
+	for _, c := range clients {
+		for _, id := range c.Attesters {
+			if !known[id] {
+				log.WarnContext(ctx, "client names an attester that does not exist; its attestations are refused (attester_not_allowed)",
+					"client_id", c.ID, "attester", id, "source", c.Source)
+			}
+		}
+	}
+	return nil
 }

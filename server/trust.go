@@ -35,6 +35,7 @@ type trust struct {
 
 	generation atomic.Int64
 	revoked    atomic.Pointer[map[string]bool]
+	attesters  atomic.Int64 // how many the last reload trusts
 }
 
 func newTrust(store *storage.Store, verifier *clientauth.Verifier, log *slog.Logger) *trust {
@@ -44,6 +45,9 @@ func newTrust(store *storage.Store, verifier *clientauth.Verifier, log *slog.Log
 	t.generation.Store(-1)
 	return t
 }
+
+// attesterCount is the number of attesters the last reload trusts (enabled or not).
+func (t *trust) attesterCount() int64 { return t.attesters.Load() }
 
 // isRevoked reports whether an admin revoked the instance key with this thumbprint.
 func (t *trust) isRevoked(jkt string) bool {
@@ -102,6 +106,7 @@ func (t *trust) reload(ctx context.Context, force bool) error {
 	if t.clients != nil {
 		t.clients.reset()
 	}
+	t.attesters.Store(int64(len(attesters)))
 	if prev := t.generation.Swap(gen); prev != -1 {
 		t.log.Info("trust configuration reloaded", "attesters", len(attesters), "revoked_instances", len(revoked), "generation", gen)
 	}

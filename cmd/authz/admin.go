@@ -322,7 +322,9 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cc := config.Client{ClientID: *id, Description: *desc, TokenEndpointAuthMethod: *method, GrantTypes: grants,
 			Scopes: scopes, Attesters: attesters, RedirectURIs: redirects, RequireAttestation: *require}
 		if *secretEnv != "" {
-			cc.ClientSecret = os.Getenv(*secretEnv)
+			if cc.ClientSecret = os.Getenv(*secretEnv); cc.ClientSecret == "" {
+				return usagef("clients add: --secret-env: $%s is unset or empty", *secretEnv)
+			}
 		}
 		if *jwksFile != "" {
 			b, err := os.ReadFile(*jwksFile)
@@ -342,6 +344,20 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 			rec.Source = "cli"
+			// The admin API's rule, with the attesters of this database: a client naming an
+			// attester that does not exist would be refused on every request.
+			attesters, err := st.ListAttesters(ctx)
+			if err != nil {
+				return err
+			}
+			known := map[string]bool{}
+			for _, a := range attesters {
+				known[a.ID] = true
+			}
+			_, getErr := st.GetClientRecord(ctx, rec.ID)
+			if problems := server.ClientProblems(rec, known, errors.Is(getErr, storage.ErrNotFound)); len(problems) > 0 {
+				return usagef("clients add: %s", strings.Join(problems, "; "))
+			}
 			err = st.InTx(ctx, func(ctx context.Context) error {
 				if err := st.UpsertClient(ctx, rec); err != nil {
 					return err

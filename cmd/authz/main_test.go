@@ -153,6 +153,16 @@ func TestAdminCommandsAgainstDatabase(t *testing.T) {
 		t.Fatalf("duplicate kid: %v", err)
 	}
 
+	// A client naming an attester that does not exist, or a secret variable that is unset, is
+	// refused (the admin API's rule).
+	if err := run(ctx, []string{"clients", "add", "--config", cfgPath, "--client-id", "bot", "--method", "attest_jwt_client_auth",
+		"--grant-types", "client_credentials", "--attesters", "acme-typo"}, &out, &errb); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "acme-typo") {
+		t.Fatalf("client with an unknown attester: %v", err)
+	}
+	if err := run(ctx, []string{"clients", "add", "--config", cfgPath, "--client-id", "svc", "--method", "client_secret_basic",
+		"--grant-types", "client_credentials", "--secret-env", "AUTHZ_TEST_UNSET_SECRET_VAR"}, &out, &errb); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "unset or empty") {
+		t.Fatalf("client with an unset secret variable: %v", err)
+	}
 	runOK("clients", "add", "--config", cfgPath, "--client-id", "bot", "--method", "attest_jwt_client_auth", "--grant-types", "client_credentials", "--scopes", "read", "--attesters", "acme")
 	var clients []map[string]any
 	if err := json.Unmarshal([]byte(runOK("clients", "list", "--config", cfgPath, "--json")), &clients); err != nil || len(clients) != 1 || clients[0]["attested"] != true {
