@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -260,6 +261,46 @@ func applyEnv(cfg *Config, environ []string) error {
 		return fmt.Errorf("config: environment: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// UnknownEnv lists the AUTHZ_* variables of environ that name no overridable key (a typo such as
+// AUTHZ_DATABASE_URL would otherwise leave the default in place without a word), with a reason
+// each. AUTHZ_TEST_* (the test suites') and AUTHZ_DB_PASSWORD (docker-compose.yml's) are not
+// configuration and are not listed.
+func UnknownEnv(environ []string) []string {
+	scalars, lists := map[string]bool{}, map[string]bool{}
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			name := prefix + "_" + strings.ToUpper(tag)
+			switch ft := t.Field(i).Type; {
+			case ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)):
+				walk(ft, name)
+			case ft.Kind() == reflect.Slice || ft.Kind() == reflect.Map:
+				lists[name] = true
+			default:
+				scalars[name] = true
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "AUTHZ")
+	var unknown []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case !strings.HasPrefix(k, "AUTHZ_"), strings.HasPrefix(k, "AUTHZ_TEST_"), k == "AUTHZ_DB_PASSWORD", scalars[k]:
+		case lists[k]:
+			unknown = append(unknown, k+" is ignored: lists are set in the configuration file, not the environment")
+		default:
+			unknown = append(unknown, k+" is ignored: no configuration key has that name")
+		}
+	}
+	sort.Strings(unknown)
+	return unknown
 }
 
 func setScalar(v reflect.Value, s string) error {

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +214,22 @@ func TestComposeConfig(t *testing.T) {
 	}
 	if len(cfg.Clients) != 0 || len(cfg.Users) != 0 || len(cfg.Attesters) != 0 || cfg.Database.Driver != "postgres" {
 		t.Fatalf("config.compose.yaml: %d clients, %d users, %d attesters, driver %q", len(cfg.Clients), len(cfg.Users), len(cfg.Attesters), cfg.Database.Driver)
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{
+		"AUTHZ_DATABASE_DSN=/x.db", "AUTHZ_ATTESTATION_POP_MAX_AGE=1m", "AUTHZ_DPOP_NONCE_REQUIRED=true", // keys
+		"AUTHZ_TEST_POSTGRES_DSN=x", "AUTHZ_DB_PASSWORD=x", "HOME=/root", // not configuration
+		"AUTHZ_DATABASE_URL=postgres://x", "AUTHZ_LISTNE=1", "AUTHZ_CLIENTS=x", "AUTHZ_DATABASE=x",
+	})
+	want := []string{
+		"AUTHZ_CLIENTS is ignored: lists are set in the configuration file, not the environment",
+		"AUTHZ_DATABASE is ignored: no configuration key has that name",
+		"AUTHZ_DATABASE_URL is ignored: no configuration key has that name",
+		"AUTHZ_LISTNE is ignored: no configuration key has that name",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("UnknownEnv = %q, want %q", got, want)
 	}
 }

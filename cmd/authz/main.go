@@ -156,6 +156,9 @@ func loadConfig(path string) (*config.Config, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
+	for _, w := range config.UnknownEnv(os.Environ()) {
+		fmt.Fprintln(os.Stderr, "authz: warning:", w)
+	}
 	if err := server.CheckConfigAttesters(cfg); err != nil {
 		return nil, usagef("%s: %v", path, err)
 	}
