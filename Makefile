@@ -26,8 +26,11 @@ SOAK_DURATION ?= 60s
 
 .PHONY: run build test test-go lint fuzz fuzz-short bench soak clean
 
+# VERSION names the build in `authz version` (the git commit, "-dirty" with local changes).
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build: ## build bin/authz
-	$(GO) build -o $(BIN) ./cmd/authz
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/authz
 
 # run: authz on 127.0.0.1:8080 with config.example.yaml and an embedded SQLite file (authz.db),
 # plus the development attester on 127.0.0.1:8081 (its key is generated in .dev/ on first run).
@@ -35,6 +38,10 @@ run: build
 	@mkdir -p .dev
 	@$(BIN) dev-attester --generate --key .dev/attester-key.json --listen 127.0.0.1:8081 & \
 	  attester=$$!; trap 'kill $$attester 2>/dev/null' EXIT INT TERM; \
+	  for i in $$(seq 50); do \
+	    (exec 3<>/dev/tcp/127.0.0.1/8081) 2>/dev/null && break; sleep 0.1; \
+	  done; sleep 0.3; \
+	  if ! kill -0 $$attester 2>/dev/null; then echo "make run: the dev attester did not start (is 127.0.0.1:8081 in use?)" >&2; exit 1; fi; \
 	  $(BIN) serve --config config.example.yaml
 
 # test: every test — vet, staticcheck, unit, end-to-end (real server on loopback, real SQLite),

@@ -366,8 +366,10 @@ func (c *Config) validateServer(p *problems) {
 	}
 	if c.Listen == "" {
 		p.addf("listen: required (host:port)")
-	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 		p.addf("listen: %v", err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.addf("listen: port %q is not a number from 0 to 65535", port)
 	}
 	switch c.Database.Driver {
 	case "sqlite", "postgres":

@@ -233,3 +233,19 @@ func TestUnknownEnv(t *testing.T) {
 		t.Fatalf("UnknownEnv = %q, want %q", got, want)
 	}
 }
+
+func TestListenPort(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		ok     bool
+	}{
+		{"127.0.0.1:8080", true}, {"0.0.0.0:0", true}, {"[::1]:65535", true},
+		{"127.0.0.1:99999", false}, {"127.0.0.1:http", false}, {"127.0.0.1", false}, {"127.0.0.1:-1", false},
+	} {
+		cfg := Default()
+		cfg.Listen = tc.listen
+		if err := cfg.Validate(); (err == nil) != tc.ok {
+			t.Errorf("listen %q: Validate() = %v, want ok=%v", tc.listen, err, tc.ok)
+		}
+	}
+}

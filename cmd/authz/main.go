@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/authz/authz/config"
@@ -18,8 +19,38 @@ import (
 	"github.com/authz/authz/storage"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; otherwise buildVersion
+// reads the VCS revision Go records in the binary.
 var version = "dev"
+
+// buildVersion is version, or "dev (<revision>[, modified])" from the build information.
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	return "dev (" + rev + modified + ")"
+}
 
 // errUsage marks a bad command line or configuration: one line on stderr, exit 2.
 var errUsage = errors.New("usage")
@@ -101,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := parseFlags(newFlagSet("version", "version\n\nPrints the version of this build.", stderr), rest); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "authz", version)
+		fmt.Fprintln(stdout, "authz", buildVersion())
 		return nil
 	default:
 		return usagef("unknown command %q (see 'authz --help')", cmd)
