@@ -135,12 +135,12 @@ const (
 
 // adminThrottled reports how long r's address must wait before its admin token is checked.
 func (s *Server) adminThrottled(r *http.Request) time.Duration {
-	return s.adminFailures.wait(remoteOf(r), time.Now())
+	return s.adminFailures.wait(connAddr(r), time.Now())
 }
 
 // adminFailed counts a failed admin authentication of r's address.
 func (s *Server) adminFailed(r *http.Request) {
-	s.adminFailures.reserve(remoteOf(r), time.Now())
+	s.adminFailures.reserve(connAddr(r), time.Now())
 }
 
 // adminTooManyFailures answers 429 with Retry-After (RFC 6585 §4).

@@ -983,13 +983,14 @@ func TestAdmin_ConfigRecordsRestoredAtStart(t *testing.T) {
 // token cannot be guessed faster from one address. The console sign-in shares the budget.
 func TestAdmin_FailedAuthThrottled(t *testing.T) {
 	env := newAdminServer(t)
-	wrong := map[string]string{"Authorization": "Bearer wrong-admin-token-0123456789"}
 	for i := range 10 {
+		// A new X-Forwarded-For each time does not make a new address (the client chooses it).
+		wrong := map[string]string{"Authorization": "Bearer wrong-admin-token-0123456789", "X-Forwarded-For": fmt.Sprintf("10.0.0.%d", i)}
 		if r := env.adminWith(http.MethodGet, "/admin/clients", nil, wrong); r.Status != 401 {
 			t.Fatalf("failure %d: %d, want 401", i+1, r.Status)
 		}
 	}
-	r := env.adminWith(http.MethodGet, "/admin/clients", nil, wrong)
+	r := env.adminWith(http.MethodGet, "/admin/clients", nil, map[string]string{"Authorization": "Bearer wrong-admin-token-0123456789", "X-Forwarded-For": "10.9.9.9"})
 	if r.Status != 429 || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("11th failure: %d Retry-After %q, want 429 with Retry-After", r.Status, r.Header.Get("Retry-After"))
 	}

@@ -82,7 +82,8 @@ func (s *Server) writeOAuthError(rw http.ResponseWriter, r *http.Request, out *o
 		}
 		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", rfc.ErrorField, "debug", rfc.DebugField, "cause", cause)
 	} else {
-		s.log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", rfc.ErrorField, "reason", reasonOf(out, err))
+		s.log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", rfc.ErrorField, "reason", reasonOf(out, err),
+			"client_id", claimedClientOf(out), "remote", connAddr(r))
 	}
 	writeJSON(rw, status, errorBody{Error: rfc.ErrorField, Description: rfc.GetDescription()})
 }
@@ -119,6 +120,18 @@ func combinedMode(out *outcome) bool {
 		return true
 	}
 	return out.client != nil && out.client.TokenEndpointAuthMethod == clientauth.AuthMethodAttestJWTDPoP
+}
+
+// claimedClientOf is the client a refused request named (client_id, or the attestation's sub),
+// for the log line; the client is not authenticated.
+func claimedClientOf(out *outcome) string {
+	if out == nil {
+		return ""
+	}
+	if out.client != nil {
+		return out.client.ID
+	}
+	return truncateRunes(out.claimedClientID, 128) // the request's words: bounded in the log
 }
 
 func reasonOf(out *outcome, err error) string {

@@ -114,16 +114,22 @@ func (s *Server) newRateLimiter() *rateLimiter {
 	}
 }
 
+// connAddr is the host of the connection's remote address: the key of per-address limits.
+// Headers such as X-Forwarded-For are the client's to choose and never part of it.
+func connAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		rl := s.limiter
 		r := c.Request()
 		now := time.Now()
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		wait := rl.byAddress.reserve(host, now)
+		wait := rl.byAddress.reserve(connAddr(r), now)
 		if wait == 0 && rl.byClient != nil && r.Method == http.MethodPost {
 			// The claimed client, before anything is verified: enough to keep one noisy
 			// client id from using up everyone's capacity.
@@ -138,7 +144,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 				// profile §5: every token and PAR response carries a fresh challenge.
 				s.setChallengeHeaders(c.Response(), false)
 			}
-			s.log.WarnContext(r.Context(), "rate limited", "path", r.URL.Path, "remote", host)
+			s.log.WarnContext(r.Context(), "rate limited", "path", r.URL.Path, "remote", connAddr(r))
 			writeJSON(c.Response(), http.StatusTooManyRequests, errorBody{Error: "temporarily_unavailable", Description: "Too many requests; retry after " + strconv.Itoa(secs) + "s."})
 			return nil
 		}
