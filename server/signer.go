@@ -98,13 +98,43 @@ func (k *keyring) currentMinter() (storage.SigningKey, jose.Signer) {
 }
 
 func (k *keyring) currentLocked() storage.SigningKey {
-	cutoff := k.now().Add(-k.delay)
-	for _, key := range k.keys {
+	return signingKeyAt(k.keys, k.now(), k.delay)
+}
+
+// signingKeyAt picks the key that signs at now from keys (newest first, not empty): the newest
+// one published for at least delay, or, right after the very first start, the oldest there is.
+func signingKeyAt(keys []storage.SigningKey, now time.Time, delay time.Duration) storage.SigningKey {
+	cutoff := now.Add(-delay)
+	for _, key := range keys {
 		if !key.CreatedAt.After(cutoff) {
 			return key
 		}
 	}
-	return k.keys[len(k.keys)-1]
+	return keys[len(keys)-1]
+}
+
+// SigningKeyStates describes each key as the servers use it at now, for `authz keys list`:
+// "signing", "published, signs from <time>" (a rotation not yet in force), or "verifies
+// earlier tokens". keys may be in any order.
+func SigningKeyStates(keys []storage.SigningKey, now time.Time) map[string]string {
+	states := make(map[string]string, len(keys))
+	if len(keys) == 0 {
+		return states
+	}
+	sorted := append([]storage.SigningKey(nil), keys...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].CreatedAt.After(sorted[j].CreatedAt) })
+	signing := signingKeyAt(sorted, now, keyPublishDelay)
+	for _, key := range sorted {
+		switch {
+		case key.KID == signing.KID:
+			states[key.KID] = "signing"
+		case key.CreatedAt.After(signing.CreatedAt):
+			states[key.KID] = "published, signs from " + key.CreatedAt.Add(keyPublishDelay).UTC().Format(time.RFC3339)
+		default:
+			states[key.KID] = "verifies earlier tokens"
+		}
+	}
+	return states
 }
 
 // forTokenKID reads the kid of a JWT's header (nothing is verified here).

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -183,4 +184,30 @@ func BenchmarkMintAccessToken(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestSigningKeyStates(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	keys := []storage.SigningKey{
+		{KID: "old", CreatedAt: now.Add(-48 * time.Hour)},
+		{KID: "current", CreatedAt: now.Add(-time.Hour)},
+		{KID: "new", CreatedAt: now.Add(-time.Minute), Active: true},
+	}
+	got := SigningKeyStates(keys, now)
+	want := map[string]string{
+		"old":     "verifies earlier tokens",
+		"current": "signing",
+		"new":     "published, signs from 2026-12-07T12:04:00Z",
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("states = %v, want %v", got, want)
+	}
+	// Five minutes after the rotation the new key signs.
+	if got := SigningKeyStates(keys, now.Add(4*time.Minute)); got["new"] != "signing" || got["current"] != "verifies earlier tokens" {
+		t.Fatalf("after the delay: %v", got)
+	}
+	// The very first key signs at once.
+	if got := SigningKeyStates(keys[2:], now); got["new"] != "signing" {
+		t.Fatalf("only key: %v", got)
+	}
 }

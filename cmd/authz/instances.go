@@ -25,7 +25,7 @@ func cmdInstances(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch sub {
 	case "list":
-		fs := newFlagSet("instances list", "instances list --config FILE [--json]", stderr)
+		fs := newFlagSet("instances list", "instances list --config FILE [--json]\n\nLists the revoked Client Instance Keys (RFC 7638 thumbprints); 'instances show --jkt' tells\nwhat is known about any key, revoked or not.", stderr)
 		cfgPath := fs.String("config", "", "configuration file (YAML)")
 		asJSON := fs.Bool("json", false, "print JSON")
 		if err := parseFlags(fs, rest); err != nil {

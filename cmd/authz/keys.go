@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authz/authz/config"
+	"github.com/authz/authz/server"
 	"github.com/authz/authz/storage"
 )
 
@@ -40,10 +41,13 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
+		// ACTIVE is the newest key (the rotation's target); STATE is what the servers do with
+		// each key now (a new key signs only after it was published for 5 minutes).
+		states := server.SigningKeyStates(keys, time.Now())
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tACTIVE\tCREATED")
+		fmt.Fprintln(tw, "KID\tALG\tACTIVE\tCREATED\tSTATE")
 		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", k.KID, k.Alg, k.Active, k.CreatedAt.UTC().Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", k.KID, k.Alg, k.Active, k.CreatedAt.UTC().Format(time.RFC3339), states[k.KID])
 		}
 		return tw.Flush()
 	})

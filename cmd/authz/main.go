@@ -75,7 +75,7 @@ Usage:
                                        run a development client attester (never in production)
   authz token --issuer URL --client-id ID (--attester URL | --attestation-file F --key K) [--dpop]
                                        get a token with attestation (an agent-side client)
-  authz instances list|show|revoke ...  inspect or revoke a client instance key (by jkt)
+  authz instances list|show|revoke ...  list revoked instance keys; show or revoke one (by jkt)
   authz keys list|rotate --config FILE list or rotate the access-token signing keys
   authz version                        print the version
 
