@@ -206,12 +206,19 @@ func (c *Client) discover(ctx context.Context) error {
 	if !contains(c.md.AuthMethods, method) {
 		return fmt.Errorf("%w: %s is not in token_endpoint_auth_methods_supported %v", ErrUnsupported, method, c.md.AuthMethods)
 	}
-	algs := c.md.PoPAlgorithms
-	if c.cfg.CombinedMode || c.cfg.DPoPBound {
-		algs = c.md.DPoPAlgorithms
+	// The instance key signs the PoP (normal mode) and the DPoP proofs (combined mode, or
+	// DPoPBound): each list it signs for must accept its algorithm.
+	lists := [][]string{c.md.PoPAlgorithms}
+	switch {
+	case c.cfg.CombinedMode:
+		lists = [][]string{c.md.DPoPAlgorithms}
+	case c.cfg.DPoPBound:
+		lists = append(lists, c.md.DPoPAlgorithms)
 	}
-	if !contains(algs, string(c.alg)) {
-		return fmt.Errorf("%w: the instance key's algorithm %s is not accepted (%v)", ErrUnsupported, c.alg, algs)
+	for _, algs := range lists {
+		if !contains(algs, string(c.alg)) {
+			return fmt.Errorf("%w: the instance key's algorithm %s is not accepted (%v)", ErrUnsupported, c.alg, algs)
+		}
 	}
 	return nil
 }
@@ -245,7 +252,7 @@ func (c *Client) currentAttestation(ctx context.Context, refresh bool) (string, 
 	if err != nil {
 		return "", fmt.Errorf("attestclient: obtain attestation: %w", err)
 	}
-	exp, alg, err := inspectAttestation(att)
+	exp, hasExp, alg, err := inspectAttestation(att)
 	if err != nil {
 		return "", err
 	}
@@ -255,25 +262,29 @@ func (c *Client) currentAttestation(ctx context.Context, refresh bool) (string, 
 	c.mu.Lock()
 	c.attestation, c.attExp = att, exp
 	c.mu.Unlock()
-	c.explain("attestation", map[string]any{"alg": alg, "exp": exp.UTC().Format(time.RFC3339)})
+	shown := map[string]any{"alg": alg, "exp": exp.UTC().Format(time.RFC3339)}
+	if !hasExp {
+		shown["exp"] = "none (reused until " + exp.UTC().Format(time.RFC3339) + ")"
+	}
+	c.explain("attestation", shown)
 	return att, nil
 }
 
 // inspectAttestation reads exp and alg of our own attestation (not a verification: the AS does that).
-func inspectAttestation(att string) (time.Time, string, error) {
+// hasExp is false when the attestation has no exp; exp is then a reuse horizon of an hour.
+func inspectAttestation(att string) (exp time.Time, hasExp bool, alg string, err error) {
 	tok, err := jwt.ParseSigned(att, []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.PS256, jose.PS384, jose.PS512, jose.RS256, jose.EdDSA, jose.HS256, jose.HS384, jose.HS512})
 	if err != nil {
-		return time.Time{}, "", fmt.Errorf("attestclient: the attestation is not a JWT: %w", err)
+		return time.Time{}, false, "", fmt.Errorf("attestclient: the attestation is not a JWT: %w", err)
 	}
 	var claims jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&claims); err != nil {
-		return time.Time{}, "", fmt.Errorf("attestclient: attestation claims: %w", err)
+		return time.Time{}, false, "", fmt.Errorf("attestclient: attestation claims: %w", err)
 	}
-	exp := time.Now().Add(time.Hour)
-	if claims.Expiry != nil {
-		exp = claims.Expiry.Time()
+	if claims.Expiry == nil {
+		return time.Now().Add(time.Hour), false, tok.Headers[0].Algorithm, nil
 	}
-	return exp, tok.Headers[0].Algorithm, nil
+	return claims.Expiry.Time(), true, tok.Headers[0].Algorithm, nil
 }
 
 // fetchChallenge asks the challenge endpoint (ABCA-09 §6.1) when the AS has one and we hold none.

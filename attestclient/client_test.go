@@ -443,3 +443,25 @@ func TestLoadOrCreateKey(t *testing.T) {
 		t.Fatal("a key in a missing directory was created")
 	}
 }
+
+// TestNew_KeyAlgorithmInEveryListItSignsFor: in normal mode with DPoPBound the instance key signs
+// both the PoP and the DPoP proofs, so both lists must accept its algorithm.
+func TestNew_KeyAlgorithmInEveryListItSignsFor(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": srv.URL, "token_endpoint": srv.URL + "/oauth2/token",
+			"token_endpoint_auth_methods_supported":               []string{"attest_jwt_client_auth"},
+			"client_attestation_pop_signing_alg_values_supported": []string{"ES384"},
+			"dpop_signing_alg_values_supported":                   []string{"ES256"},
+		})
+	}))
+	defer srv.Close()
+	src := func(context.Context, string, jose.JSONWebKey) (string, error) { return "", io.EOF }
+	for _, bound := range []bool{false, true} {
+		_, err := attestclient.New(context.Background(), attestclient.Config{Issuer: srv.URL, ClientID: "a", Attestation: src, DPoPBound: bound})
+		if !errors.Is(err, attestclient.ErrUnsupported) {
+			t.Errorf("DPoPBound=%v with an ES256 key and PoP algorithms [ES384]: %v, want ErrUnsupported", bound, err)
+		}
+	}
+}
