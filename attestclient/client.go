@@ -88,6 +88,7 @@ type Client struct {
 	pub  jose.JSONWebKey
 
 	mu          sync.Mutex
+	attMu       sync.Mutex // one attestation fetch at a time: concurrent callers share its result
 	attestation string
 	attExp      time.Time
 	challenge   string // the newest challenge the AS gave (ABCA-09 §6.2: use the newest)
@@ -246,6 +247,15 @@ func (c *Client) currentAttestation(ctx context.Context, refresh bool) (string, 
 	att, exp := c.attestation, c.attExp
 	c.mu.Unlock()
 	if att != "" && !refresh && time.Until(exp) > time.Minute {
+		return att, nil
+	}
+	c.attMu.Lock()
+	defer c.attMu.Unlock()
+	c.mu.Lock()
+	fetched := c.attestation != att // another caller fetched one while this one waited
+	att, exp = c.attestation, c.attExp
+	c.mu.Unlock()
+	if fetched && att != "" && time.Until(exp) > time.Minute {
 		return att, nil
 	}
 	att, err := c.cfg.Attestation(ctx, c.cfg.ClientID, c.pub.Public())

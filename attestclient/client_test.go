@@ -465,3 +465,27 @@ func TestNew_KeyAlgorithmInEveryListItSignsFor(t *testing.T) {
 		}
 	}
 }
+
+// TestToken_ConcurrentCallsShareOneAttestation: concurrent first calls wait for one attestation
+// fetch instead of each asking the attester.
+func TestToken_ConcurrentCallsShareOneAttestation(t *testing.T) {
+	e := start(t, nil)
+	c, err := attestclient.New(context.Background(), attestclient.Config{Issuer: e.issuer, ClientID: "agent", Attestation: e.source(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Token(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := e.attestations.Load(); n != 1 {
+		t.Fatalf("%d attestations fetched for 16 concurrent first calls, want 1", n)
+	}
+}
