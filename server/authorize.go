@@ -46,8 +46,20 @@ func repeatedParam(q url.Values) string {
 // writeAuthorizeError answers an authorization error through fosite in the query response
 // mode, the only one authz supports (metadata response_modes_supported): fosite would answer an
 // unsupported response_mode=form_post with a self-submitting page, which the console's CSP
-// blocks, so the client never learned of the error.
+// blocks, so the client never learned of the error. It is the one place every authorization
+// error goes through, so a redirect URI that redirectURIProblem refuses is never redirected to,
+// whatever fosite found wrong first (an error page instead).
 func (s *Server) writeAuthorizeError(ctx context.Context, rw http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	if ar != nil {
+		if client, ok := ar.GetClient().(*storage.Client); ok {
+			if problem := redirectURIProblem(ar, client); problem != nil {
+				rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+				rw.WriteHeader(http.StatusBadRequest)
+				_ = templates.RenderError(rw, templates.ErrorData{Title: "Invalid request", Message: problem.GetDescription(), Status: http.StatusBadRequest})
+				return
+			}
+		}
+	}
 	if errors.Is(err, fosite.ErrInvalidState) {
 		// fosite's invalid_state is not an RFC 6749 §4.1.2.1 code; the rule stays (decision S27).
 		err = fosite.ErrInvalidRequest.WithHint("The state parameter is required and must be at least 8 characters long.")
@@ -338,7 +350,8 @@ func (s *Server) validAuthorizeRequest(ctx context.Context, c echo.Context, oaut
 	}
 	client, _ = ar.GetClient().(*storage.Client)
 	if problem := redirectURIProblem(ar, client); problem != nil {
-		return nil, nil, false, s.renderError(c, http.StatusBadRequest, "Invalid request", problem.GetDescription())
+		s.writeAuthorizeError(ctx, rw, ar, problem) // an error page, never a redirect
+		return nil, nil, false, nil
 	}
 	if err := checkAuthorizeRequest(ar, client); err != nil {
 		s.writeAuthorizeError(ctx, rw, ar, err)

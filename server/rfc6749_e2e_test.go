@@ -198,6 +198,15 @@ func TestAuthorize_ConfidentialClientRedirectExact(t *testing.T) {
 	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(body, "registered redirect URIs") {
 		t.Errorf("confidential client, other loopback port: %d Location %q\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
+	// Also when fosite finds something else wrong first (a scope the client may not have): the
+	// error is shown, not sent to the unregistered port.
+	badScope, _ := url.ParseQuery(query(confClientID))
+	badScope.Set("scope", "admin")
+	if resp, err := noRedirect.Get(env.URL + "/oauth2/authorize?" + badScope.Encode()); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+		t.Errorf("confidential client, other loopback port, bad scope: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	if resp, body := get(webClientID); resp.StatusCode != 200 || !strings.Contains(body, `name="password"`) {
 		t.Errorf("public client, other loopback port: %d, want the login page (RFC 8252 §7.3)", resp.StatusCode)
 	}
@@ -343,9 +352,20 @@ func TestAuthorize_StateRequired(t *testing.T) {
 
 // TestAuthorize_UnsafeStoredRedirectURI: a redirect URI stored before config.ValidateRedirectURI
 // existed (javascript:, cleartext http) is refused at the authorization endpoint with an error
-// page: the code is never sent there.
+// page: neither a code nor an error (with the state) is ever sent there, whatever else is wrong
+// with the request.
 func TestAuthorize_UnsafeStoredRedirectURI(t *testing.T) {
 	env := newTestServer(t, nil)
+	type variant struct {
+		name string
+		mut  func(url.Values)
+	}
+	variants := []variant{
+		{"valid_request", func(url.Values) {}},
+		{"short_state", func(q url.Values) { q.Set("state", "x") }},
+		{"unknown_scope", func(q url.Values) { q.Set("scope", "admin") }},
+		{"bad_code_challenge", func(q url.Values) { q.Set("code_challenge", "abc") }},
+	}
 	for _, uri := range []string{"javascript:alert(document.domain)//", "http://evil.example/cb"} {
 		id := "legacy-" + randomString(t)[:8]
 		if err := env.Store.UpsertClient(t.Context(), &storage.Client{ID: id, TokenEndpointAuthMethod: "none", Public: true,
@@ -353,16 +373,19 @@ func TestAuthorize_UnsafeStoredRedirectURI(t *testing.T) {
 			t.Fatal(err)
 		}
 		verifier := oauth2.GenerateVerifier()
-		q := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {uri}, "scope": {"read"}, "state": {randomString(t)},
-			"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
-		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := noRedirect.Get(env.URL + "/oauth2/authorize?" + q.Encode())
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
-			t.Errorf("%s: %d Location %q, want a 400 page", uri, resp.StatusCode, resp.Header.Get("Location"))
+		for _, v := range variants {
+			q := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {uri}, "scope": {"read"}, "state": {randomString(t)},
+				"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+			v.mut(q)
+			noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := noRedirect.Get(env.URL + "/oauth2/authorize?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+				t.Errorf("%s, %s: %d Location %q, want a 400 page", uri, v.name, resp.StatusCode, resp.Header.Get("Location"))
+			}
 		}
 	}
 }
