@@ -301,11 +301,15 @@ func (s *Server) saveClient(ctx context.Context, who adminActor, rec *storage.Cl
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		// Create never replaces and update never re-creates: the checks above ran outside this
 		// transaction, so a racing create, update or delete is caught here (409 / 404).
-		write := s.store.UpdateClient
+		var err error
 		if mode == saveCreate {
-			write = s.store.CreateClient
+			err = s.store.CreateClient(ctx, rec)
+		} else {
+			// The secret column only when this update sets or clears the secret, so a rotation
+			// committed since the client was read is not undone.
+			err = s.store.UpdateClient(ctx, rec, before == nil || !bytes.Equal(before.SecretHash, rec.SecretHash))
 		}
-		if err := write(ctx, rec); err != nil {
+		if err != nil {
 			return err
 		}
 		return s.recordChange(ctx, who, action, "client", rec.ID, detail)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	josev3 "github.com/go-jose/go-jose/v3"
@@ -148,10 +149,16 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 
 // UpdateClient replaces the stored client c.ID (created_at is kept) and bumps the generation in
 // one transaction; a client that is gone is ErrNotFound (never re-created: an update racing a
-// delete does not bring the client back).
-func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+// delete does not bring the client back). The secret hash is written only with withSecret (the
+// update sets or clears the secret): otherwise an update that read the client before a
+// concurrent SetClientSecret would bring the revoked secret back.
+func (s *Store) UpdateClient(ctx context.Context, c *Client, withSecret bool) error {
+	columns := clientColumns
+	if !withSecret {
+		columns = slices.DeleteFunc(slices.Clone(clientColumns), func(col string) bool { return col == "secret_hash" })
+	}
 	return s.writeClient(ctx, c, "update client", func(ctx context.Context, row *clientModel) error {
-		res := s.conn(ctx).Model(&clientModel{}).Where("id = ?", row.ID).Select(clientColumns).Updates(row)
+		res := s.conn(ctx).Model(&clientModel{}).Where("id = ?", row.ID).Select(columns).Updates(row)
 		if res.Error == nil && res.RowsAffected == 0 {
 			return fmt.Errorf("client %q: %w", row.ID, ErrNotFound)
 		}

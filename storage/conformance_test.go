@@ -1704,7 +1704,7 @@ func testCreateUpdateNeverUpsert(t *testing.T, b backend) {
 		t.Fatalf("a refused create changed the client: %q", got.Description)
 	}
 	c.Description = "updated"
-	if err := s.UpdateClient(ctx, c); err != nil {
+	if err := s.UpdateClient(ctx, c, false); err != nil {
 		t.Fatalf("UpdateClient: %v", err)
 	}
 	if got, _ := s.GetClientRecord(ctx, "cu"); got.Description != "updated" {
@@ -1716,10 +1716,26 @@ func testCreateUpdateNeverUpsert(t *testing.T, b backend) {
 	if got, _ := s.GetClientRecord(ctx, "cu"); string(got.SecretHash) != "$2a$10$another-hash" || got.Description != "updated" {
 		t.Fatalf("after SetClientSecret: %q %q", got.SecretHash, got.Description)
 	}
+	// An update that read the client before the rotation does not bring the old secret back;
+	// one that sets the secret itself (a method change) does write it.
+	c.Description = "updated again" // c still holds the pre-rotation hash
+	if err := s.UpdateClient(ctx, c, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetClientRecord(ctx, "cu"); string(got.SecretHash) != "$2a$10$another-hash" || got.Description != "updated again" {
+		t.Fatalf("a stale update undid the rotation: %q %q", got.SecretHash, got.Description)
+	}
+	c.SecretHash = nil
+	if err := s.UpdateClient(ctx, c, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetClientRecord(ctx, "cu"); len(got.SecretHash) != 0 {
+		t.Fatalf("UpdateClient with the secret did not clear it: %q", got.SecretHash)
+	}
 	if err := s.DeleteClient(ctx, "cu"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateClient(ctx, c); !errors.Is(err, ErrNotFound) {
+	if err := s.UpdateClient(ctx, c, false); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("UpdateClient of a deleted client: %v, want ErrNotFound", err)
 	}
 	if err := s.SetClientSecret(ctx, "cu", []byte("x")); !errors.Is(err, ErrNotFound) {
