@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,7 +225,40 @@ func TestKeySetStaleWhileIssuerDown(t *testing.T) {
 		t.Fatalf("issuer down 70 minutes after the last fetch: Verify error = %v, want ErrKeysUnavailable", err)
 	}
 	e.iss.fail(0, "")
+	e.clk.Advance(31 * time.Second) // a failed fetch is not retried for 30 s
 	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
 		t.Fatalf("issuer back: Verify: %v", err)
 	}
+}
+
+// TestKeySetFetchBackoff: during an outage the issuer is asked at most once per 30 s, however
+// many requests arrive (each would otherwise wait for its own timeout), and concurrent requests
+// share one fetch.
+func TestKeySetFetchBackoff(t *testing.T) {
+	e := newEnv(t)
+	v := newVerifier(t, e.iss, e.clk, nil)
+	long := func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(3 * time.Hour).Unix() }
+	raw := e.token(t, long)
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+		t.Fatalf("warming Verify: %v", err)
+	}
+	e.iss.fail(http.StatusBadGateway, "")
+	e.clk.Advance(10 * time.Minute)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+				t.Errorf("stale key set during an outage: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	wantFetches(t, e.iss, 2) // the warming fetch and one attempt for all fifty
+	e.clk.Advance(31 * time.Second)
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+		t.Fatal(err)
+	}
+	wantFetches(t, e.iss, 3)
 }

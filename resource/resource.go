@@ -72,7 +72,10 @@ type Verifier struct {
 	mu      sync.Mutex
 	keys    *jose.JSONWebKeySet
 	fetched time.Time
+	failed  time.Time            // last failed fetch: none is tried again for keyRetryInterval
 	seen    map[string]time.Time // DPoP proof jti -> expiry
+
+	fetchMu sync.Mutex // one fetch at a time; requests that waited use its result
 }
 
 // New returns a Verifier.
@@ -123,6 +126,9 @@ const dpopAlgs = "ES256 ES384 ES512 PS256 PS384 PS512 EdDSA RS256"
 const (
 	jwksMaxAge   = 5 * time.Minute
 	jwksMaxStale = time.Hour
+	// keyRetryInterval bounds fetches: an unknown kid refetches at most this often, and a failed
+	// fetch is not retried sooner.
+	keyRetryInterval = 30 * time.Second
 )
 
 type ctxKey struct{}
@@ -310,38 +316,66 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 
 // key finds the verification key by kid. The key set is fetched again when it is older than
 // jwksMaxAge (a removed key stops being trusted) and on an unknown kid (a new key), at most
-// every 30 s for the latter. A failed fetch falls back to a set younger than jwksMaxStale, else
-// it is ErrKeysUnavailable.
+// every keyRetryInterval for the latter. Fetches are one at a time, and after a failure none is
+// tried for keyRetryInterval; meanwhile a set younger than jwksMaxStale serves, else
+// ErrKeysUnavailable.
 func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
-	v.mu.Lock()
-	set, fetched := v.keys, v.fetched
-	v.mu.Unlock()
-	age := v.cfg.Now().Sub(fetched)
-	if set != nil && age < jwksMaxAge {
+	set, fetched, failed := v.keyState()
+	now := v.cfg.Now()
+	age := now.Sub(fetched)
+	lookup := func(set *jose.JSONWebKeySet) (*jose.JSONWebKey, error) {
 		if ks := set.Key(kid); len(ks) == 1 {
 			return &ks[0], nil
 		}
-		if age < 30*time.Second {
-			return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+		return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+	}
+	if set != nil && age < jwksMaxAge {
+		if k, err := lookup(set); err == nil || age < keyRetryInterval {
+			return k, err
 		}
+	}
+	// A fetch failed moments ago: the issuer is not asked again for keyRetryInterval (every
+	// request of an outage would otherwise wait for its own timeout); a stale set serves.
+	if now.Sub(failed) < keyRetryInterval {
+		if set != nil && age < jwksMaxStale {
+			return lookup(set)
+		}
+		return nil, fmt.Errorf("%w: the last fetch failed %s ago", ErrKeysUnavailable, now.Sub(failed).Round(time.Second))
+	}
+	v.fetchMu.Lock()
+	defer v.fetchMu.Unlock()
+	if again, at, _ := v.keyState(); at.After(fetched) && again != nil {
+		return lookup(again) // fetched while this request waited
+	}
+	if _, _, f := v.keyState(); f.After(failed) {
+		if set != nil && age < jwksMaxStale { // failed while this request waited
+			return lookup(set)
+		}
+		return nil, fmt.Errorf("%w: the key set could not be fetched", ErrKeysUnavailable)
 	}
 	fresh, err := v.fetchKeys(ctx)
 	if err != nil {
+		if ctx.Err() == nil {
+			v.mu.Lock()
+			v.failed = v.cfg.Now()
+			v.mu.Unlock()
+		}
 		if set != nil && age < jwksMaxStale {
-			if ks := set.Key(kid); len(ks) == 1 {
-				return &ks[0], nil
-			}
-			return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+			return lookup(set)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
 	}
 	v.mu.Lock()
 	v.keys, v.fetched = fresh, v.cfg.Now()
 	v.mu.Unlock()
-	if ks := fresh.Key(kid); len(ks) == 1 {
-		return &ks[0], nil
-	}
-	return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+	return lookup(fresh)
+}
+
+// keyState reads the cached key set, when it was fetched, and when a fetch last failed.
+func (v *Verifier) keyState() (*jose.JSONWebKeySet, time.Time, time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.keys, v.fetched, v.failed
 }
 
 // fetchKeys GETs the issuer's key set (at most 1 MiB).
