@@ -185,13 +185,7 @@ func TestKeySetUnreachable(t *testing.T) {
 // TestKeySetExpires: a fetched key set is used for 5 minutes (authz serves it with max-age=300);
 // after that it is fetched again, so a key the issuer removed is no longer trusted.
 func TestKeySetExpires(t *testing.T) {
-	e := newEnv(t)
-	v := newVerifier(t, e.iss, e.clk, nil)
-	long := func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(time.Hour).Unix() }
-	raw := e.token(t, long)
-	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
-		t.Fatalf("warming Verify: %v", err)
-	}
+	e, v, raw := warmVerifier(t)
 	e.iss.unpublish(issuerKID)
 	e.clk.Advance(5*time.Minute - time.Second)
 	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
@@ -208,13 +202,7 @@ func TestKeySetExpires(t *testing.T) {
 // TestKeySetStaleWhileIssuerDown: when the set is due but the issuer cannot be reached, the last
 // set keeps serving for up to an hour, then requests fail with ErrKeysUnavailable.
 func TestKeySetStaleWhileIssuerDown(t *testing.T) {
-	e := newEnv(t)
-	v := newVerifier(t, e.iss, e.clk, nil)
-	long := func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(3 * time.Hour).Unix() }
-	raw := e.token(t, long)
-	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
-		t.Fatalf("warming Verify: %v", err)
-	}
+	e, v, raw := warmVerifier(t)
 	e.iss.fail(http.StatusBadGateway, "")
 	e.clk.Advance(10 * time.Minute)
 	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
@@ -235,13 +223,7 @@ func TestKeySetStaleWhileIssuerDown(t *testing.T) {
 // many requests arrive (each would otherwise wait for its own timeout), and concurrent requests
 // share one fetch.
 func TestKeySetFetchBackoff(t *testing.T) {
-	e := newEnv(t)
-	v := newVerifier(t, e.iss, e.clk, nil)
-	long := func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(3 * time.Hour).Unix() }
-	raw := e.token(t, long)
-	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
-		t.Fatalf("warming Verify: %v", err)
-	}
+	e, v, raw := warmVerifier(t)
 	e.iss.fail(http.StatusBadGateway, "")
 	e.clk.Advance(10 * time.Minute)
 	var wg sync.WaitGroup
@@ -261,4 +243,18 @@ func TestKeySetFetchBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFetches(t, e.iss, 3)
+}
+
+// warmVerifier returns an env, a Verifier that has fetched the key set once, and a token of the
+// issuer's key valid for three hours.
+func warmVerifier(t *testing.T) (*env, *resource.Verifier, string) {
+	t.Helper()
+	e := newEnv(t)
+	v := newVerifier(t, e.iss, e.clk, nil)
+	raw := e.token(t, func(s *tokenSpec) { s.claims["exp"] = e.clk.Now().Add(3 * time.Hour).Unix() })
+	if _, err := v.Verify(newRequest("Bearer "+raw, "")); err != nil {
+		t.Fatalf("warming Verify: %v", err)
+	}
+	wantFetches(t, e.iss, 1)
+	return e, v, raw
 }

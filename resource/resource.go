@@ -320,39 +320,15 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 // tried for keyRetryInterval; meanwhile a set younger than jwksMaxStale serves, else
 // ErrKeysUnavailable.
 func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
-	set, fetched, failed := v.keyState()
-	now := v.cfg.Now()
-	age := now.Sub(fetched)
-	lookup := func(set *jose.JSONWebKeySet) (*jose.JSONWebKey, error) {
-		if ks := set.Key(kid); len(ks) == 1 {
-			return &ks[0], nil
-		}
-		return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
-	}
-	if set != nil && age < jwksMaxAge {
-		if k, err := lookup(set); err == nil || age < keyRetryInterval {
-			return k, err
-		}
-	}
-	// A fetch failed moments ago: the issuer is not asked again for keyRetryInterval (every
-	// request of an outage would otherwise wait for its own timeout); a stale set serves.
-	if now.Sub(failed) < keyRetryInterval {
-		if set != nil && age < jwksMaxStale {
-			return lookup(set)
-		}
-		return nil, fmt.Errorf("%w: the last fetch failed %s ago", ErrKeysUnavailable, now.Sub(failed).Round(time.Second))
+	if k, done, err := v.cachedKey(kid); done {
+		return k, err
 	}
 	v.fetchMu.Lock()
 	defer v.fetchMu.Unlock()
-	if again, at, _ := v.keyState(); at.After(fetched) && again != nil {
-		return lookup(again) // fetched while this request waited
+	if k, done, err := v.cachedKey(kid); done {
+		return k, err // another request fetched, or failed to, while this one waited
 	}
-	if _, _, f := v.keyState(); f.After(failed) {
-		if set != nil && age < jwksMaxStale { // failed while this request waited
-			return lookup(set)
-		}
-		return nil, fmt.Errorf("%w: the key set could not be fetched", ErrKeysUnavailable)
-	}
+	set, fetched, _ := v.keyState()
 	fresh, err := v.fetchKeys(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -360,15 +336,45 @@ func (v *Verifier) key(ctx context.Context, kid string) (*jose.JSONWebKey, error
 			v.failed = v.cfg.Now()
 			v.mu.Unlock()
 		}
-		if set != nil && age < jwksMaxStale {
-			return lookup(set)
+		if set != nil && v.cfg.Now().Sub(fetched) < jwksMaxStale {
+			return lookupKey(set, kid)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
 	}
 	v.mu.Lock()
 	v.keys, v.fetched = fresh, v.cfg.Now()
 	v.mu.Unlock()
-	return lookup(fresh)
+	return lookupKey(fresh, kid)
+}
+
+// cachedKey answers from the cached key set when no fetch is due (done): the set is younger than
+// jwksMaxAge and has kid (or was fetched under keyRetryInterval ago), or a fetch failed under
+// keyRetryInterval ago (then a set younger than jwksMaxStale serves, else ErrKeysUnavailable).
+func (v *Verifier) cachedKey(kid string) (key *jose.JSONWebKey, done bool, err error) {
+	set, fetched, failed := v.keyState()
+	now := v.cfg.Now()
+	age := now.Sub(fetched)
+	if set != nil && age < jwksMaxAge {
+		if key, err = lookupKey(set, kid); err == nil || age < keyRetryInterval {
+			return key, true, err
+		}
+	}
+	if since := now.Sub(failed); since < keyRetryInterval {
+		if set != nil && age < jwksMaxStale {
+			key, err = lookupKey(set, kid)
+			return key, true, err
+		}
+		return nil, true, fmt.Errorf("%w: the last fetch failed %s ago", ErrKeysUnavailable, since.Round(time.Second))
+	}
+	return nil, false, nil
+}
+
+// lookupKey finds kid in set.
+func lookupKey(set *jose.JSONWebKeySet, kid string) (*jose.JSONWebKey, error) {
+	if ks := set.Key(kid); len(ks) == 1 {
+		return &ks[0], nil
+	}
+	return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
 }
 
 // keyState reads the cached key set, when it was fetched, and when a fetch last failed.

@@ -146,7 +146,7 @@ func (s *Server) adminFailed(r *http.Request) {
 // adminTooManyFailures answers 429 with Retry-After (RFC 6585 §4).
 func adminTooManyFailures(c echo.Context, wait time.Duration) error {
 	c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	writeJSON(c.Response(), http.StatusTooManyRequests, errorBody{Error: "too_many_requests",
+	writeJSON(c.Response(), http.StatusTooManyRequests, errorBody{Error: "temporarily_unavailable",
 		Description: "Too many failed admin authentications from this address; wait and retry."})
 	return nil
 }

@@ -991,8 +991,8 @@ func TestAdmin_FailedAuthThrottled(t *testing.T) {
 		}
 	}
 	r := env.adminWith(http.MethodGet, "/admin/clients", nil, map[string]string{"Authorization": "Bearer wrong-admin-token-0123456789", "X-Forwarded-For": "10.9.9.9"})
-	if r.Status != 429 || r.Header.Get("Retry-After") == "" {
-		t.Fatalf("11th failure: %d Retry-After %q, want 429 with Retry-After", r.Status, r.Header.Get("Retry-After"))
+	if r.Status != 429 || r.Header.Get("Retry-After") == "" || r.json(t)["error"] != "temporarily_unavailable" {
+		t.Fatalf("11th failure: %d Retry-After %q %s, want 429 temporarily_unavailable with Retry-After", r.Status, r.Header.Get("Retry-After"), r.Body)
 	}
 	if r := env.admin(http.MethodGet, "/admin/clients", nil); r.Status != 429 {
 		t.Fatalf("the right token while throttled: %d, want 429 (not checked)", r.Status)

@@ -53,9 +53,7 @@ func (s *Server) writeAuthorizeError(ctx context.Context, rw http.ResponseWriter
 	if ar != nil {
 		if client, ok := ar.GetClient().(*storage.Client); ok {
 			if problem := redirectURIProblem(ar, client); problem != nil {
-				rw.Header().Set("Content-Type", "text/html; charset=utf-8")
-				rw.WriteHeader(http.StatusBadRequest)
-				_ = templates.RenderError(rw, templates.ErrorData{Title: "Invalid request", Message: problem.GetDescription(), Status: http.StatusBadRequest})
+				_ = writeErrorPage(rw, http.StatusBadRequest, "Invalid request", problem.GetDescription())
 				return
 			}
 		}
@@ -133,9 +131,9 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	}
 
 	if decision == "" {
-		ar, client, ok, err := s.validAuthorizeRequest(withPeekPAR(ctx), c, oauthReq)
+		ar, client, ok := s.validAuthorizeRequest(withPeekPAR(ctx), rw, oauthReq)
 		if !ok {
-			return err
+			return nil
 		}
 		action := "/oauth2/authorize?" + r.URL.RawQuery
 		if user == "" && r.Method == http.MethodPost {
@@ -172,9 +170,9 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 		return s.renderError(c, http.StatusForbidden, "Sign in first", "Your sign-in expired. Start again from the application.")
 	}
 	// The same checks as when the pages were shown: the query can be changed before the POST.
-	ar, _, ok, err := s.validAuthorizeRequest(ctx, c, oauthReq)
+	ar, _, ok := s.validAuthorizeRequest(ctx, rw, oauthReq)
 	if !ok {
-		return err
+		return nil
 	}
 	if decision != "allow" {
 		s.log.InfoContext(ctx, "consent denied", "client_id", ar.GetClient().GetID(), "user", user)
@@ -213,8 +211,14 @@ func setPageHeaders(rw http.ResponseWriter) {
 }
 
 func (s *Server) renderError(c echo.Context, status int, title, msg string) error {
-	c.Response().WriteHeader(status)
-	return templates.RenderError(c.Response(), templates.ErrorData{Title: title, Message: msg, Status: status})
+	return writeErrorPage(c.Response(), status, title, msg)
+}
+
+// writeErrorPage answers with the HTML error page.
+func writeErrorPage(rw http.ResponseWriter, status int, title, msg string) error {
+	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+	rw.WriteHeader(status)
+	return templates.RenderError(rw, templates.ErrorData{Title: title, Message: msg, Status: status})
 }
 
 // ensureCSRF returns the double-submit CSRF token, setting its cookie when missing.
@@ -339,25 +343,23 @@ func requirePKCE(ar fosite.AuthorizeRequester, client *storage.Client) error {
 }
 
 // validAuthorizeRequest runs fosite's validation of an authorization request and authz's own
-// (redirectURIProblem, checkAuthorizeRequest) and answers a failure itself: ok is false then, and
-// err is what the handler returns.
-func (s *Server) validAuthorizeRequest(ctx context.Context, c echo.Context, oauthReq *http.Request) (ar fosite.AuthorizeRequester, client *storage.Client, ok bool, err error) {
-	rw := c.Response()
-	ar, err = s.provider.NewAuthorizeRequest(ctx, oauthReq)
+// (redirectURIProblem, checkAuthorizeRequest); on a failure it has answered (writeAuthorizeError)
+// and ok is false.
+func (s *Server) validAuthorizeRequest(ctx context.Context, rw http.ResponseWriter, oauthReq *http.Request) (ar fosite.AuthorizeRequester, client *storage.Client, ok bool) {
+	ar, err := s.provider.NewAuthorizeRequest(ctx, oauthReq)
+	if err == nil {
+		client, _ = ar.GetClient().(*storage.Client)
+		if problem := redirectURIProblem(ar, client); problem != nil {
+			err = problem // writeAuthorizeError shows it as a page, never a redirect
+		} else {
+			err = checkAuthorizeRequest(ar, client)
+		}
+	}
 	if err != nil {
 		s.writeAuthorizeError(ctx, rw, ar, err)
-		return nil, nil, false, nil
+		return nil, nil, false
 	}
-	client, _ = ar.GetClient().(*storage.Client)
-	if problem := redirectURIProblem(ar, client); problem != nil {
-		s.writeAuthorizeError(ctx, rw, ar, problem) // an error page, never a redirect
-		return nil, nil, false, nil
-	}
-	if err := checkAuthorizeRequest(ar, client); err != nil {
-		s.writeAuthorizeError(ctx, rw, ar, err)
-		return nil, nil, false, nil
-	}
-	return ar, client, true, nil
+	return ar, client, true
 }
 
 // redirectURIProblem refuses a redirect URI the code must not be sent to, with an error that

@@ -16,7 +16,7 @@ import (
 type AdminChange struct {
 	ID         int64     `json:"id"`
 	Time       time.Time `json:"time"`
-	Actor      string    `json:"actor"`            // channel and identity: "api", "console", "cli"
+	Actor      string    `json:"actor"`            // channel and identity: "api", "console", "cli", or "config" (start-up loading)
 	Remote     string    `json:"remote,omitempty"` // remote IP for api/console, OS user for cli
 	Action     string    `json:"action"`           // create, update, delete, enable, disable, revoke, rotate_secret
 	Resource   string    `json:"resource"`         // attester, client, instance
